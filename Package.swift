@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ftq",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ftq", targets: ["ftq"]),
+        .library(name: "FTQCore", targets: ["FTQCore"]),
+        .library(name: "FTQFormats", targets: ["FTQFormats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries. Debian: libssl-dev, libzstd-dev.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+
+        // Value types, errors, checked arithmetic, files, float conversions, strict JSON.
+        .target(name: "FTQCore"),
+        // safetensors (single, sharded) and GGUF (single, split) readers and writers.
+        .target(name: "FTQFormats", dependencies: ["FTQCore"]),
+        // Hashing and compression (libcrypto, libzstd).
+        .target(name: "FTQArtifacts", dependencies: ["FTQCore", "COpenSSL", "CZstd"]),
+        // The subcommands; maps errors to exit codes.
+        .target(name: "FTQCommands", dependencies: [
+            "FTQCore", "FTQFormats", "FTQArtifacts",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "ftq", dependencies: ["FTQCommands"]),
+
+        .testTarget(name: "FTQCoreTests", dependencies: ["FTQCore"]),
+        .testTarget(name: "FTQFormatsTests", dependencies: ["FTQCore", "FTQFormats"]),
+        .testTarget(name: "FTQCLITests", dependencies: ["FTQCore", "FTQFormats", "FTQArtifacts"]),
+    ]
+)

@@ -1,0 +1,78 @@
+import ArgumentParser
+import FTQCore
+import FTQFormats
+
+/// `ftq convert`.
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert between safetensors (file or Hugging Face directory) and GGUF, and re-shard.",
+        discussion: """
+        The output kind follows -o: NAME.gguf writes GGUF v3; NAME.safetensors writes one \
+        safetensors file; anything else writes a Hugging Face directory (model.safetensors, or \
+        shards model-00001-of-0000N.safetensors and model.safetensors.index.json when the tensors \
+        exceed --max-shard-size).
+
+        --dtype converts floating-point tensors (F64, F32, F16, BF16) with round-to-nearest-even, \
+        bit-identical to numpy and ml_dtypes; integer, bool and 8-bit float tensors keep their dtype. \
+        Sizes use the Hugging Face convention: 5GB = 5*10^9 bytes, 500MiB = 500*2^20.
+
+        Memory stays bounded by one 8 MiB chunk, whatever the model's size. Outputs are written \
+        under a temporary name and renamed when complete; an existing output is refused without --force.
+        """
+    )
+
+    @Argument(help: "Input: .safetensors, Hugging Face directory, index file or .gguf.")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "Output: NAME.gguf, NAME.safetensors or a directory.")
+    var output: String
+
+    @Option(help: "Convert floating-point tensors to f32, f16 or bf16.")
+    var dtype: String?
+
+    @Option(help: "Largest shard of a directory output (default 5GB).")
+    var maxShardSize: String?
+
+    @Flag(help: "Print what was written as JSON.")
+    var json = false
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    func run() throws {
+        var target: DType?
+        if let dtype {
+            switch dtype.lowercased() {
+            case "f32", "float32": target = .F32
+            case "f16", "float16": target = .F16
+            case "bf16", "bfloat16": target = .BF16
+            default: throw FTQError.usage("usage.dtype", "--dtype must be f32, f16 or bf16 (got \"\(dtype)\")")
+            }
+        }
+        let outputTarget: OutputTarget
+        if output.hasSuffix(".gguf") || output.hasSuffix(".safetensors") {
+            if maxShardSize != nil {
+                throw FTQError.usage("usage.conflict", "--max-shard-size writes a directory; give -o a directory name, not \(output)")
+            }
+            outputTarget = output.hasSuffix(".gguf") ? .gguf(output) : .safetensorsFile(output)
+        } else {
+            let size = try maxShardSize.map(ByteSize.parse) ?? Converter.defaultMaxShardSize
+            outputTarget = .hfDirectory(output, maxShardSize: size)
+        }
+        let model = try ModelOpener.open(input)
+        let converter = Converter(model: model, options: ConvertOptions(dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet))
+        let written = try converter.run(to: outputTarget)
+        if json {
+            let v = JSONValue.object([
+                ("input", .string(input)),
+                ("outputs", .array(written.map { w in
+                    .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors))])
+                })),
+            ])
+            print(JSONText.serialize(v, indent: 2))
+        } else {
+            for w in written {
+                print("wrote \(w.path) (\(w.tensors) tensors, \(w.bytes) bytes)")
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import FTQCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `ftq` command line.
+public struct FTQ: ParsableCommand {
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "ftq",
+        abstract: "Quantize, convert, inspect and checksum model files (safetensors, GGUF) on a CPU.",
+        discussion: """
+        Examples:
+          ftq inspect model.safetensors            tensors, dtypes, shapes, offsets of a checkpoint
+          ftq inspect Llama-3-8B/ --json            a sharded Hugging Face directory, as JSON
+          ftq convert model.safetensors -o model.gguf
+          ftq convert model.gguf -o model-bf16.safetensors --dtype bf16
+          ftq convert big.safetensors -o out/ --max-shard-size 2GB
+
+        Exit codes:
+          0  success
+          1  a check failed (verify, compare)
+          2  usage error: unknown option, missing argument, an output that exists without --force
+          3  invalid or unsupported input file (malformed, truncated, not a regular file)
+          4  I/O error: missing file, permission denied, disk full
+
+        Errors are one line on stderr naming the file and, where it applies, the tensor or byte offset.
+        """,
+        version: FTQ.version,
+        subcommands: [Inspect.self, Convert.self, Version.self]
+    )
+
+    public init() {}
+}
+
+/// Entry point: runs the command and maps every error to the documented exit code.
+public enum FTQMain {
+    public static func run(_ arguments: [String]? = nil) -> Never {
+        TempFileRegistry.shared.installSignalHandlers()
+        do {
+            var command = try FTQ.parseAsRoot(arguments)
+            try command.run()
+            exit(0)
+        } catch let e as FTQError {
+            writeStderr("ftq: error: \(e.description)\n")
+            exit(e.kind.exitCode)
+        } catch let e as ExitCode {
+            exit(e.rawValue)
+        } catch {
+            let code = FTQ.exitCode(for: error)
+            let message = FTQ.fullMessage(for: error)
+            if code == .success {
+                print(message)
+                exit(0)
+            }
+            writeStderr(message + "\n")
+            exit(FTQError.Kind.usage.exitCode)
+        }
+    }
+}
+
+/// `ftq version`: ftq and its linked libraries.
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print ftq's version and the libraries it uses.")
+
+    func run() throws {
+        print("ftq \(FTQ.version)")
+        print("libcrypto: \(LinkedLibrariesInfo.openSSL)")
+        print("libzstd: \(LinkedLibrariesInfo.zstd)")
+    }
+}

@@ -1,0 +1,316 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FTQCore
+
+/// What `ftq convert` writes.
+public enum OutputTarget: Sendable, Equatable {
+    /// One `.safetensors` file.
+    case safetensorsFile(String)
+    /// A Hugging Face directory: `model.safetensors`, or shards and an index.
+    case hfDirectory(String, maxShardSize: Int)
+    /// One GGUF v3 file.
+    case gguf(String)
+
+    public var path: String {
+        switch self {
+        case let .safetensorsFile(p), let .gguf(p): return p
+        case let .hfDirectory(p, _): return p
+        }
+    }
+}
+
+public struct ConvertOptions: Sendable {
+    /// Target type for floating-point tensors (F64/F32/F16/BF16); nil keeps each tensor's type.
+    public var dtype: DType?
+    public var overwrite: Bool
+    public var quiet: Bool
+
+    public init(dtype: DType? = nil, overwrite: Bool = false, quiet: Bool = false) {
+        self.dtype = dtype
+        self.overwrite = overwrite
+        self.quiet = quiet
+    }
+}
+
+/// One file the converter wrote.
+public struct WrittenFile: Sendable {
+    public var path: String
+    public var bytes: Int
+    public var tensors: Int
+}
+
+/// Format conversion with memory bounded by one chunk (8 MiB), whatever the model's size
+/// (formats/cli.md, "convert").
+public struct Converter {
+    public let model: Model
+    public let options: ConvertOptions
+    /// The default `--max-shard-size`: 5GB, Hugging Face's default.
+    public static let defaultMaxShardSize = 5_000_000_000
+
+    public init(model: Model, options: ConvertOptions) {
+        self.model = model
+        self.options = options
+    }
+
+    /// The type each tensor is written as.
+    func targetDType(_ t: TensorEntry) throws -> DType {
+        guard let d = t.type.plainDType else {
+            throw FTQError.invalid("convert.quantized-tensor",
+                "tensor \"\(t.name)\" is \(t.type.name); converting quantized GGUF tensors is not supported yet")
+        }
+        if let want = options.dtype, d.isConvertibleFloat { return want }
+        return d
+    }
+
+    /// Writes the model to `target` and returns the files written.
+    public func run(to target: OutputTarget) throws -> [WrittenFile] {
+        try refuseInputAsOutput(target.path)
+        switch target {
+        case let .safetensorsFile(path):
+            let meta = sourceSafetensorsMetadata()
+            return [try writeSafetensors(model.tensors, metadata: meta, to: path)]
+        case let .gguf(path):
+            return [try writeGGUF(to: path)]
+        case let .hfDirectory(dir, maxShardSize):
+            return try writeDirectory(dir, maxShardSize: maxShardSize)
+        }
+    }
+
+    /// safetensors `__metadata__` for the output: the source's, or `format: pt` for a GGUF source.
+    func sourceSafetensorsMetadata() -> [(String, String)]? {
+        if model.format == .gguf { return [("format", "pt")] }
+        if model.files.count > 1 {
+            // Shards' own metadata is not kept in the model; write the usual marker.
+            return [("format", "pt")]
+        }
+        let m = model.metadata.compactMap { kv -> (String, String)? in
+            if case let .string(s) = kv.1 { return (kv.0, s) }
+            return nil
+        }
+        return m.isEmpty ? nil : m
+    }
+
+    /// Refuses an output that is one of the inputs, or a directory that holds one.
+    func refuseInputAsOutput(_ out: String) throws {
+        let inputs = Set(model.files.map(\.identity))
+        if let id = FileIdentity.of(out) {
+            if inputs.contains(id) {
+                throw FTQError.usage("output.is-input", "output \(out) is an input file; choose another output path")
+            }
+            if case .directory = PathKind.of(out), let real = realPath(out) {
+                for f in model.files {
+                    if let rf = realPath(f.path), rf.hasPrefix(real.hasSuffix("/") ? real : real + "/") {
+                        throw FTQError.usage("output.is-input", "output directory \(out) holds the input \(f.path); choose another output path")
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: safetensors
+
+    func writeSafetensors(_ tensors: [TensorEntry], metadata: [(String, String)]?, to path: String,
+                          progress: Progress? = nil) throws -> WrittenFile {
+        let specs = try tensors.map { t in (name: t.name, dtype: try targetDType(t), shape: t.shape) }
+        let layout = try SafetensorsLayout(tensors: specs, metadata: metadata)
+        let out = try OutputFile(path, overwrite: options.overwrite)
+        do {
+            let prog = progress ?? Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
+            try out.write(layout.headerBytes)
+            for item in layout.items {
+                try copy(tensors[item.source], as: item.dtype, to: out, progress: prog)
+            }
+            if progress == nil { prog.finish() }
+            try out.commit()
+        } catch {
+            out.abort()
+            throw error
+        }
+        return WrittenFile(path: path, bytes: layout.fileSize, tensors: tensors.count)
+    }
+
+    // MARK: GGUF
+
+    func writeGGUF(to path: String) throws -> WrittenFile {
+        var specs: [(name: String, type: GGMLType, shape: [Int])] = []
+        for t in model.tensors {
+            let d = try targetDType(t)
+            guard let g = GGMLType.plain(d) else {
+                throw FTQError.invalid("convert.unsupported-dtype",
+                    "tensor \"\(t.name)\" is \(d.rawValue), which GGUF cannot store (it holds F32, F16, BF16, F64, I8, I16, I32, I64)")
+            }
+            specs.append((t.name, g, t.shape))
+        }
+        var metadata: [(String, GGUFValue)] = []
+        if model.format == .gguf {
+            for (k, v) in model.metadata where !k.hasPrefix("split.") {
+                if case let .gguf(g) = v { metadata.append((k, g)) }
+            }
+        }
+        let layout = try GGUFLayout(metadata: metadata, tensors: specs)
+        let out = try OutputFile(path, overwrite: options.overwrite)
+        do {
+            let prog = Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
+            try out.write(layout.headerBytes)
+            for (t, item) in zip(model.tensors, layout.items) {
+                try copy(t, as: try targetDType(t), to: out, progress: prog)
+                try out.writeZeros(item.padding)
+            }
+            prog.finish()
+            try out.commit()
+        } catch {
+            out.abort()
+            throw error
+        }
+        return WrittenFile(path: path, bytes: layout.fileSize, tensors: specs.count)
+    }
+
+    // MARK: Hugging Face directories
+
+    /// Splits tensors, in source order, into shards of at most `maxShardSize` bytes of
+    /// tensor data (a larger tensor gets a shard of its own), as Hugging Face does.
+    public static func planShards(_ sizes: [Int], maxShardSize: Int) -> [[Int]] {
+        var shards: [[Int]] = [[]]
+        var current = 0
+        for (k, s) in sizes.enumerated() {
+            if !shards[shards.count - 1].isEmpty && current + s > maxShardSize {
+                shards.append([])
+                current = 0
+            }
+            shards[shards.count - 1].append(k)
+            current += s
+        }
+        return shards
+    }
+
+    func writeDirectory(_ dir: String, maxShardSize: Int) throws -> [WrittenFile] {
+        var outSizes: [Int] = []
+        for t in model.tensors {
+            let d = try targetDType(t)
+            outSizes.append(d.byteCount(elements: t.elementCount)!)
+        }
+        let shards = Self.planShards(outSizes, maxShardSize: maxShardSize)
+        let names: [String] = shards.count == 1 ? [ShardedModel.singleName] :
+            (1...shards.count).map { GGUFSplit.partNameSafetensors(part: $0, count: shards.count) }
+
+        // Stage everything in a temporary sibling directory, then move it into place.
+        let existing = PathKind.of(dir)
+        switch existing {
+        case .missing: break
+        case .directory:
+            let entries = try listDirectory(dir)
+            if !entries.isEmpty && !options.overwrite {
+                throw FTQError.usage("output.exists", "\(dir) already exists and is not empty (use --force to replace the model files in it)")
+            }
+        default:
+            throw FTQError.usage("output.exists", "\(dir) exists and is not a directory")
+        }
+        let (parent, base) = splitPath(dir.hasSuffix("/") ? String(dir.dropLast()) : dir)
+        let stage = joinPath(parent, ".\(base).\(getpid()).ftq-tmp")
+        guard mkdir(stage, 0o755) == 0 else {
+            throw FTQError.io("io.create", file: stage, "cannot create a staging directory: \(systemError(errno))")
+        }
+        TempFileRegistry.shared.addDirectory(stage)
+        defer { removeTree(stage); TempFileRegistry.shared.removeDirectory(stage) }
+
+        let meta = sourceSafetensorsMetadata() ?? [("format", "pt")]
+        let total = outSizes.reduce(0, +)
+        let prog = Progress(label: "convert", totalBytes: total, quiet: options.quiet)
+        var written: [WrittenFile] = []
+        var weightMap: [(String, String)] = []
+        for (k, shard) in shards.enumerated() {
+            let tensors = shard.map { model.tensors[$0] }
+            let staged = joinPath(stage, names[k])
+            let w = try Converter(model: model, options: ConvertOptions(dtype: options.dtype, overwrite: true, quiet: true))
+                .writeSafetensors(tensors, metadata: meta, to: staged, progress: prog)
+            written.append(WrittenFile(path: joinPath(dir, names[k]), bytes: w.bytes, tensors: w.tensors))
+            for t in tensors { weightMap.append((t.name, names[k])) }
+        }
+        prog.finish()
+        var files = names
+        if shards.count > 1 {
+            weightMap.sort { $0.0.unicodeScalars.lexicographicallyPrecedes($1.0.unicodeScalars) }
+            let params = model.tensors.reduce(0) { $0 + $1.elementCount }
+            let index = JSONValue.object([
+                ("metadata", .object([("total_parameters", .int(params)), ("total_size", .int(total))])),
+                ("weight_map", .object(weightMap.map { ($0.0, .string($0.1)) })),
+            ])
+            let text = JSONText.serialize(index, indent: 2, asciiOnly: true) + "\n"
+            let out = try OutputFile(joinPath(stage, ShardedModel.indexName), overwrite: true)
+            try out.write(Array(text.utf8))
+            try out.commit()
+            written.append(WrittenFile(path: joinPath(dir, ShardedModel.indexName), bytes: text.utf8.count, tensors: 0))
+            files.append(ShardedModel.indexName)
+        }
+        try install(stage: stage, into: dir, files: files, existed: existing == .directory)
+        return written
+    }
+
+    /// Moves the staged files into `dir`; the index last, then removes model files of an
+    /// earlier run that the new set does not include.
+    func install(stage: String, into dir: String, files: [String], existed: Bool) throws {
+        if !existed {
+            if rename(stage, dir) == 0 { return }
+            guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
+                throw FTQError.io("io.create", file: dir, "cannot create the output directory: \(systemError(errno))")
+            }
+        }
+        let keep = Set(files)
+        for name in files {
+            if rename(joinPath(stage, name), joinPath(dir, name)) != 0 {
+                throw FTQError.io("io.rename", file: joinPath(dir, name), "cannot move the finished file into place: \(systemError(errno))")
+            }
+        }
+        for name in try listDirectory(dir) where !keep.contains(name) {
+            if name.hasSuffix(".safetensors") || name == ShardedModel.indexName {
+                unlink(joinPath(dir, name))
+            }
+        }
+    }
+
+    // MARK: data
+
+    /// Streams one tensor's data to `out`, converting floats to `dtype` on the way.
+    func copy(_ t: TensorEntry, as dtype: DType, to out: OutputFile, progress: Progress) throws {
+        guard let src = t.type.plainDType, src != dtype else {
+            try model.forEachChunk(of: t) { chunk in
+                try out.write(chunk)
+                progress.advance(chunk.count)
+            }
+            return
+        }
+        let inSize = src.bits / 8, outSize = dtype.bits / 8
+        var buffer = [UInt8](repeating: 0, count: (8 << 20) / inSize * outSize)
+        try model.forEachChunk(of: t, granule: inSize) { chunk in
+            let n = chunk.count / inSize
+            try buffer.withUnsafeMutableBytes { dst in
+                DTypeConversion.convert(from: src, to: dtype, count: n, src: chunk, dst: dst)
+                try out.write(UnsafeRawBufferPointer(rebasing: dst[0..<n * outSize]))
+            }
+            progress.advance(n * outSize)
+        }
+    }
+}
+
+extension GGUFSplit {
+    /// `model-00001-of-00003.safetensors`.
+    public static func partNameSafetensors(part: Int, count: Int) -> String {
+        String(partName(prefix: "model", part: part, count: count).dropLast(5)) + ".safetensors"
+    }
+}
+
+/// The canonical absolute path, or nil.
+func realPath(_ p: String) -> String? {
+    guard let r = realpath(p, nil) else { return nil }
+    defer { free(r) }
+    return String(cString: r)
+}
+
+/// Removes a directory and the plain files in it (ftq's own staging directories only).
+func removeTree(_ dir: String) {
+    if let names = try? listDirectory(dir) {
+        for n in names { unlink(joinPath(dir, n)) }
+    }
+    rmdir(dir)
+}

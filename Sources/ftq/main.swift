@@ -1,0 +1,2 @@
+import FTQCommands
+FTQMain.run()

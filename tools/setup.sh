@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the system packages ftq builds against (Debian): libzstd-dev, libssl-dev, pkg-config.
+set -euo pipefail
+need=()
+for p in libzstd-dev libssl-dev pkg-config; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
