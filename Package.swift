@@ -32,6 +32,6 @@ let package = Package(
 
         .testTarget(name: "FTQCoreTests", dependencies: ["FTQCore"]),
         .testTarget(name: "FTQFormatsTests", dependencies: ["FTQCore", "FTQFormats"]),
-        .testTarget(name: "FTQCLITests", dependencies: ["FTQCore", "FTQFormats", "FTQArtifacts"]),
+        .testTarget(name: "FTQCLITests", dependencies: ["FTQCore", "FTQFormats", "FTQArtifacts", "ftq"]),
     ]
 )
