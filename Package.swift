@@ -29,6 +29,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ftq", dependencies: ["FTQCommands"]),
+        // Benchmarks (tools/bench/): header parsing and conversion kernels, timed in-process.
+        .executableTarget(name: "ftq-bench", dependencies: ["FTQCore", "FTQFormats"]),
 
         .testTarget(name: "FTQCoreTests", dependencies: ["FTQCore"]),
         .testTarget(name: "FTQFormatsTests", dependencies: ["FTQCore", "FTQFormats"]),

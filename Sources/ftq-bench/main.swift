@@ -1,0 +1,70 @@
+// ftq-bench: in-process timings that a whole-process timer cannot isolate.
+//
+//   ftq-bench header PATH [RUNS]     parse a model's headers RUNS times (default 50)
+//   ftq-bench f32-to-f16 MB          convert MB megabytes of F32 to F16, next to a memcpy of the same bytes
+//
+// Run in release: swift run -c release ftq-bench ...
+import FTQCore
+import FTQFormats
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+
+let args = CommandLine.arguments
+guard args.count >= 3 else {
+    print("usage: ftq-bench header PATH [RUNS] | ftq-bench f32-to-f16 MB")
+    exit(2)
+}
+do {
+    switch args[1] {
+    case "header":
+        let runs = args.count > 3 ? Int(args[3]) ?? 50 : 50
+        var times: [Double] = []
+        var tensors = 0, keys = 0
+        for _ in 0..<runs {
+            let t0 = now()
+            let m = try ModelOpener.open(args[2])
+            times.append(now() - t0)
+            tensors = m.tensors.count
+            keys = m.metadata.count
+        }
+        print("header parse: \(tensors) tensors, \(keys) metadata keys, median \(String(format3(median(times) * 1000))) ms, min \(String(format3(times.min()! * 1000))) ms over \(runs) runs")
+    case "f32-to-f16":
+        let mb = Int(args[2]) ?? 256
+        let n = mb << 18  // floats
+        let src = UnsafeMutableRawBufferPointer.allocate(byteCount: n * 4, alignment: 64)
+        let dst = UnsafeMutableRawBufferPointer.allocate(byteCount: n * 4, alignment: 64)
+        let f = src.bindMemory(to: Float.self)
+        for k in 0..<n { f[k] = Float(k % 1000) * 0.001 - 0.5 }
+        var tConv: [Double] = [], tCopy: [Double] = []
+        for _ in 0..<5 {
+            var t0 = now()
+            DTypeConversion.convert(from: .F32, to: .F16, count: n, src: UnsafeRawBufferPointer(src), dst: dst)
+            tConv.append(now() - t0)
+            t0 = now()
+            dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n * 4)
+            tCopy.append(now() - t0)
+        }
+        let gb = Double(n * 4) / 1e9
+        print("f32->f16: \(format3(gb / median(tConv))) GB/s of input; memcpy of the same bytes: \(format3(gb / median(tCopy))) GB/s")
+    default:
+        print("unknown benchmark \(args[1])")
+        exit(2)
+    }
+} catch {
+    print("error: \(error)")
+    exit(1)
+}
+
+func format3(_ x: Double) -> String {
+    let r = (x * 1000).rounded() / 1000
+    return "\(r)"
+}
