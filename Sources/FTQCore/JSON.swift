@@ -3,7 +3,7 @@
 /// Produced by ``StrictJSON``, which, unlike Foundation's `JSONDecoder`, rejects duplicate
 /// keys (the same file must never mean two things) and keeps numbers as their literal text,
 /// so that `1.0`, `1e3` and `-0` can be refused where an integer is required.
-public indirect enum JSONValue: Equatable, Sendable {
+public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     /// The number's literal text, exactly as written.

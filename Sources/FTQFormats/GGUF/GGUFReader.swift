@@ -207,6 +207,7 @@ public enum GGUFReader {
             return Array(window[s..<s + n])
         }
 
+        @inline(__always)
         mutating func int<T: FixedWidthInteger>(_: T.Type) throws -> T {
             let n = MemoryLayout<T>.size
             try ensure(n)
@@ -221,18 +222,18 @@ public enum GGUFReader {
         mutating func u64() throws -> UInt64 { try int(UInt64.self) }
 
         /// G13: a string's length is bounded by the bytes that remain; G14: valid UTF-8.
-        mutating func string(what: String) throws -> String {
+        mutating func string(what: @autoclosure () -> String) throws -> String {
             let at = pos
             let len = try u64()
             guard len <= UInt64(file.size - pos) else {
-                throw FTQError.invalid("gguf.bad-string", "\(what) at byte \(at) claims \(len) bytes but only \(file.size - pos) remain")
+                throw FTQError.invalid("gguf.bad-string", "\(what()) at byte \(at) claims \(len) bytes but only \(file.size - pos) remain")
             }
             let n = Int(len)
             try ensure(n)
             let s = pos - windowStart
             pos += n
             let str = window.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[s..<s + n]), as: UTF8.self) }
-            guard let str else { throw FTQError.invalid("gguf.bad-string", "\(what) at byte \(at) is not valid UTF-8") }
+            guard let str else { throw FTQError.invalid("gguf.bad-string", "\(what()) at byte \(at) is not valid UTF-8") }
             return str
         }
 

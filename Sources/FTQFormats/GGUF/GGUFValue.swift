@@ -37,7 +37,7 @@ public enum GGUFValueType: UInt32, Sendable, CaseIterable {
 }
 
 /// A GGUF metadata value.
-public indirect enum GGUFValue: Sendable, Equatable {
+public enum GGUFValue: Sendable, Equatable {
     case u8(UInt8), i8(Int8), u16(UInt16), i16(Int16), u32(UInt32), i32(Int32)
     case f32(Float), bool(Bool), string(String)
     /// Element type and elements (all of that type).
