@@ -55,12 +55,7 @@ enum InspectReport {
         var members: [(String, JSONValue)] = [
             ("format", .string(model.format.rawValue)),
             ("version", model.version.map { .int($0) } ?? .null),
-            ("metadata", .object(model.metadata.map { k, v in
-                switch v {
-                case let .string(s): return (k, .string(s))
-                case let .gguf(g): return (k, g.json)
-                }
-            })),
+            ("metadata", .object(model.metadata.map { ($0.0, $0.1.json) })),
         ]
         if model.format == .gguf {
             members.append(("metadata_types", .object(model.metadata.compactMap { k, v in
@@ -98,6 +93,7 @@ enum InspectReport {
             switch v {
             case let .string(s): out += "  \(k) = \(oneLine(s, limit: 200))\n"
             case let .gguf(g): out += "  \(k): \(g.typeName) = \(summary(g, maxItems: maxArrayItems))\n"
+            case let .json(j): out += "  \(k) = \(oneLine(JSONText.serialize(j), limit: 200))\n"
             }
         }
         out += "tensors:  \(model.tensors.count)\n"

@@ -85,10 +85,21 @@ public enum ModelFormat: String, Sendable {
     case gguf
 }
 
-/// A metadata value: safetensors `__metadata__` values are strings; GGUF values are typed.
+/// A metadata value: safetensors `__metadata__` values are strings; GGUF values are typed;
+/// a sharded directory's index `metadata` holds JSON values.
 public enum MetadataValue: Sendable, Equatable {
     case string(String)
     case gguf(GGUFValue)
+    case json(JSONValue)
+
+    /// The value as plain JSON.
+    public var json: JSONValue {
+        switch self {
+        case let .string(s): return .string(s)
+        case let .gguf(g): return g.json
+        case let .json(j): return j
+        }
+    }
 }
 
 /// An opened model: one file, a sharded Hugging Face directory or a split GGUF set, read as

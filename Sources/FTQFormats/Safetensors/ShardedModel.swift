@@ -113,7 +113,7 @@ public enum ShardedModel {
         var metadata: [(String, MetadataValue)] = []
         if case let .object(items)? = root["metadata"] {
             for (k, v) in items {
-                metadata.append((k, .string(JSONText.serialize(v).trimmingQuotes())))
+                metadata.append((k, .json(v)))
             }
         }
         // D8 (across shards) is the model's duplicate-name check.
@@ -145,13 +145,6 @@ public enum ShardedModel {
 
     static func relabel(_ m: Model, path: String) throws -> Model {
         try Model(format: m.format, version: m.version, path: path, files: m.files, metadata: m.metadata, tensors: m.tensors)
-    }
-}
-
-extension String {
-    func trimmingQuotes() -> String {
-        if count >= 2, hasPrefix("\""), hasSuffix("\"") { return String(dropFirst().dropLast()) }
-        return self
     }
 }
 
