@@ -17,17 +17,20 @@ public enum JSONValue: Equatable, Sendable {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
         case let (.number(x), .number(y)): return x == y
-        case let (.string(x), .string(y)): return x == y
+        case let (.string(x), .string(y)): return ExactName(x) == ExactName(y)
         case let (.array(x), .array(y)): return x == y
         case let (.object(x), .object(y)):
-            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+            return x.count == y.count && zip(x, y).allSatisfy { ExactName($0.0) == ExactName($1.0) && $0.1 == $1.1 }
         default: return false
         }
     }
 
     /// The member named `key` of an object (objects from ``StrictJSON`` have unique keys).
     public subscript(key: String) -> JSONValue? {
-        if case let .object(members) = self { return members.first { $0.0 == key }?.1 }
+        if case let .object(members) = self {
+            let k = ExactName(key)
+            return members.first { ExactName($0.0) == k }?.1
+        }
         return nil
     }
 
@@ -123,7 +126,7 @@ public struct StrictJSON {
         defer { depth -= 1 }
         i += 1
         var members: [(String, JSONValue)] = []
-        var seen = Set<String>()
+        var seen = Set<ExactName>()
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
@@ -131,7 +134,7 @@ public struct StrictJSON {
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("json.syntax", "expected a string key") }
             let keyStart = i
             let key = try string()
-            if !seen.insert(key).inserted {
+            if !seen.insert(ExactName(key)).inserted {
                 i = keyStart
                 throw FTQError.invalid("json.duplicate-key", "duplicate key \"\(key)\" at byte \(keyStart) (a file must never mean two things)")
             }

@@ -115,7 +115,7 @@ public final class Model: @unchecked Sendable {
     public let metadata: [(String, MetadataValue)]
     /// Tensors in file order (by file, then by data offset for safetensors, info order for GGUF).
     public let tensors: [TensorEntry]
-    private let index: [String: Int]
+    private let index: [ExactName: Int]
 
     public init(format: ModelFormat, version: Int?, path: String, files: [InputFile],
                 metadata: [(String, MetadataValue)], tensors: [TensorEntry]) throws {
@@ -125,9 +125,9 @@ public final class Model: @unchecked Sendable {
         self.files = files
         self.metadata = metadata
         self.tensors = tensors
-        var index: [String: Int] = [:]
+        var index: [ExactName: Int] = [:]
         for (k, t) in tensors.enumerated() {
-            if index.updateValue(k, forKey: t.name) != nil {
+            if index.updateValue(k, forKey: ExactName(t.name)) != nil {
                 throw FTQError.invalid("model.duplicate-tensor", file: path, "tensor \"\(t.name)\" appears twice")
             }
         }
@@ -135,7 +135,7 @@ public final class Model: @unchecked Sendable {
     }
 
     /// The tensor named `name`, if present.
-    public func tensor(_ name: String) -> TensorEntry? { index[name].map { tensors[$0] } }
+    public func tensor(_ name: String) -> TensorEntry? { index[ExactName(name)].map { tensors[$0] } }
 
     /// The path of the file that holds `t`.
     public func file(of t: TensorEntry) -> InputFile { files[t.fileIndex] }

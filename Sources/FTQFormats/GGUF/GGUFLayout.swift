@@ -30,9 +30,9 @@ public struct GGUFLayout: Sendable {
 
     public init(metadata: [(String, GGUFValue)], tensors: [(name: String, type: GGMLType, shape: [Int])]) throws {
         var alignment = GGUFReader.defaultAlignment
-        var keys = Set<String>()
+        var keys = Set<ExactName>()
         for (k, v) in metadata {
-            guard !k.isEmpty, keys.insert(k).inserted else {
+            guard !k.isEmpty, keys.insert(ExactName(k)).inserted else {
                 throw FTQError.invalid("gguf.duplicate-key", "cannot write metadata key \"\(k)\" (empty or repeated)")
             }
             if k == "general.alignment" {
@@ -53,10 +53,10 @@ public struct GGUFLayout: Sendable {
             w.value(v)
         }
         var items: [Item] = []
-        var names = Set<String>()
+        var names = Set<ExactName>()
         var offset = 0
         for t in tensors {
-            guard !t.name.isEmpty, names.insert(t.name).inserted else {
+            guard !t.name.isEmpty, names.insert(ExactName(t.name)).inserted else {
                 throw FTQError.invalid("gguf.duplicate-tensor", "cannot write tensor \"\(t.name)\" (empty or repeated name)")
             }
             guard t.name.utf8.count <= Self.maxNameBytes else {

@@ -17,7 +17,10 @@ public enum GGUFReader {
         /// Absolute offset of the data section.
         public var dataStart: Int
 
-        public func value(_ key: String) -> GGUFValue? { metadata.first { $0.0 == key }?.1 }
+        public func value(_ key: String) -> GGUFValue? {
+            let k = ExactName(key)
+            return metadata.first { ExactName($0.0) == k }?.1
+        }
     }
 
     /// Opens a GGUF file, or a whole split set when `path` is one of its parts.
@@ -81,13 +84,13 @@ public enum GGUFReader {
         }
         var metadata: [(String, GGUFValue)] = []
         metadata.reserveCapacity(nKV)
-        var keys = Set<String>()
+        var keys = Set<ExactName>()
         for _ in 0..<nKV {
             let keyAt = c.pos
             let key = try c.string(what: "key")
             // G4: keys non-empty and unique.
             if key.isEmpty { throw FTQError.invalid("gguf.empty-key", "empty metadata key at byte \(keyAt)") }
-            if !keys.insert(key).inserted {
+            if !keys.insert(ExactName(key)).inserted {
                 throw FTQError.invalid("gguf.duplicate-key", "metadata key \"\(key)\" appears twice (at byte \(keyAt))")
             }
             let rawType = try c.u32()
@@ -111,13 +114,13 @@ public enum GGUFReader {
         struct RawInfo { var name: String; var ne: [Int]; var type: GGMLType; var offset: Int; var nbytes: Int; var count: Int }
         var infos: [RawInfo] = []
         infos.reserveCapacity(nTensors)
-        var names = Set<String>()
+        var names = Set<ExactName>()
         for _ in 0..<nTensors {
             let at = c.pos
             let name = try c.string(what: "tensor name")
             // G6: names non-empty and unique.
             if name.isEmpty { throw FTQError.invalid("gguf.empty-name", "empty tensor name at byte \(at)") }
-            if !names.insert(name).inserted {
+            if !names.insert(ExactName(name)).inserted {
                 throw FTQError.invalid("gguf.duplicate-tensor", "tensor name \"\(name)\" appears twice (at byte \(at))")
             }
             // G7: at most 4 dimensions, each within int64.

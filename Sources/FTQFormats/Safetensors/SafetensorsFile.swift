@@ -42,12 +42,12 @@ public struct SafetensorsLayout: Sendable {
 
     public init(tensors: [(name: String, dtype: DType, shape: [Int])], metadata: [(String, String)]?) throws {
         var items: [Item] = []
-        var seen = Set<String>()
+        var seen = Set<ExactName>()
         for (k, t) in tensors.enumerated() {
             guard !t.name.isEmpty, t.name != "__metadata__" else {
                 throw FTQError.invalid("safetensors.empty-name", "cannot write a tensor named \"\(t.name)\"")
             }
-            guard seen.insert(t.name).inserted else {
+            guard seen.insert(ExactName(t.name)).inserted else {
                 throw FTQError.invalid("model.duplicate-tensor", "tensor \"\(t.name)\" appears twice")
             }
             let count = try Checked.product(t.shape, "safetensors.size-overflow", "tensor \"\(t.name)\"")

@@ -63,36 +63,37 @@ public enum ShardedModel {
             throw FTQError.invalid("index.bad-weight-map", file: indexPath, "\"weight_map\" is missing or not an object")
         }
         var shardOrder: [String] = []
-        var tensorsByShard: [String: [String]] = [:]
-        var shardOf: [String: String] = [:]
+        var tensorsByShard: [ExactName: [String]] = [:]
+        var shardOf: [ExactName: String] = [:]
         for (tensor, v) in map {
             guard case let .string(shard) = v else {
                 throw FTQError.invalid("index.bad-weight-map", file: indexPath, "weight_map[\"\(tensor)\"] is \(v.kindName), expected a file name")
             }
             // D4: shard names stay inside the model directory.
             try checkShardName(shard, indexPath: indexPath)
-            if tensorsByShard[shard] == nil { shardOrder.append(shard) }
-            tensorsByShard[shard, default: []].append(tensor)
-            shardOf[tensor] = shard
+            if tensorsByShard[ExactName(shard)] == nil { shardOrder.append(shard) }
+            tensorsByShard[ExactName(shard), default: []].append(tensor)
+            shardOf[ExactName(tensor)] = shard
         }
         shardOrder.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         var files: [InputFile] = []
         var tensors: [TensorEntry] = []
         for (fileIndex, shard) in shardOrder.enumerated() {
             let shardPath = joinPath(dir.isEmpty ? "." : dir, shard)
+            let listedNames = tensorsByShard[ExactName(shard)]!
             try checkInsideDirectory(shardPath, dir: dir.isEmpty ? "." : dir, shard: shard, indexPath: indexPath)
             // D5: every named shard exists.
             if case .missing = PathKind.of(shardPath) {
                 throw FTQError.invalid("index.missing-shard", file: indexPath,
-                    "shard \"\(shard)\" named in the index (for \(tensorsByShard[shard]!.count) tensors, e.g. \"\(tensorsByShard[shard]![0])\") does not exist")
+                    "shard \"\(shard)\" named in the index (for \(listedNames.count) tensors, e.g. \"\(listedNames[0])\") does not exist")
             }
             let m = try SafetensorsFile.open(shardPath)
             files.append(m.files[0])
-            let listed = Set(tensorsByShard[shard]!)
+            let listed = Set(listedNames.map(ExactName.init))
             for t in m.tensors {
-                if !listed.contains(t.name) {
+                if !listed.contains(ExactName(t.name)) {
                     // D6: a tensor in a shard that the index places elsewhere, or not at all.
-                    if let other = shardOf[t.name] {
+                    if let other = shardOf[ExactName(t.name)] {
                         throw FTQError.invalid("index.tensor-in-two-shards", file: shardPath,
                             "tensor \"\(t.name)\" is in \(shard) but the index places it in \(other)")
                     }
@@ -104,8 +105,8 @@ public enum ShardedModel {
                 tensors.append(t2)
             }
             // D7: every tensor the index lists is in its shard.
-            let present = Set(m.tensors.map(\.name))
-            if let missing = tensorsByShard[shard]!.first(where: { !present.contains($0) }) {
+            let present = Set(m.tensors.map { ExactName($0.name) })
+            if let missing = listedNames.first(where: { !present.contains(ExactName($0)) }) {
                 throw FTQError.invalid("index.tensor-not-in-shard", file: shardPath,
                     "the index places tensor \"\(missing)\" in \(shard), but that shard does not hold it")
             }

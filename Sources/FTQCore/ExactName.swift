@@ -1,0 +1,10 @@
+/// A string compared and hashed by its exact UTF-8 bytes.
+///
+/// Swift's `String` equality is Unicode canonical equivalence: "é" (U+00E9) equals
+/// "e" + U+0301. Tensor names and metadata keys in model files are byte strings to every
+/// peer (safetensors, gguf-py, ggml), so ftq keys its name tables by bytes: two names that
+/// differ in any byte are two names (formats/safetensors.md, "Header JSON").
+public struct ExactName: Hashable, Sendable {
+    public let bytes: [UInt8]
+    public init(_ s: String) { bytes = Array(s.utf8) }
+}
