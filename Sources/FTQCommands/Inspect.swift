@@ -29,6 +29,12 @@ struct Inspect: ParsableCommand {
     @Option(help: "In text mode, show at most N elements of a metadata array.")
     var maxArrayItems = 8
 
+    func validate() throws {
+        guard maxArrayItems >= 0 else {
+            throw ValidationError("--max-array-items must be 0 or more")
+        }
+    }
+
     func run() throws {
         let model = try ModelOpener.open(path)
         if json {
@@ -82,23 +88,23 @@ enum InspectReport {
 
     static func text(_ model: Model, maxArrayItems: Int) -> String {
         var out = ""
-        out += "path:     \(model.path)\n"
+        out += "path:     \(oneLine(model.path, limit: 1000))\n"
         out += "format:   \(model.format.rawValue)\(model.version.map { " v\($0)" } ?? "")\n"
         if model.files.count > 1 {
             out += "files:    \(model.files.count)\n"
-            for f in model.files { out += "          \(f.path)\n" }
+            for f in model.files { out += "          \(oneLine(f.path, limit: 1000))\n" }
         }
         out += "metadata: \(model.metadata.count) entr\(model.metadata.count == 1 ? "y" : "ies")\n"
         for (k, v) in model.metadata {
             switch v {
-            case let .string(s): out += "  \(k) = \(oneLine(s, limit: 200))\n"
-            case let .gguf(g): out += "  \(k): \(g.typeName) = \(summary(g, maxItems: maxArrayItems))\n"
-            case let .json(j): out += "  \(k) = \(oneLine(JSONText.serialize(j), limit: 200))\n"
+            case let .string(s): out += "  \(oneLine(k, limit: 200)) = \(oneLine(s, limit: 200))\n"
+            case let .gguf(g): out += "  \(oneLine(k, limit: 200)): \(g.typeName) = \(summary(g, maxItems: maxArrayItems))\n"
+            case let .json(j): out += "  \(oneLine(k, limit: 200)) = \(oneLine(JSONText.serialize(j), limit: 200))\n"
             }
         }
         out += "tensors:  \(model.tensors.count)\n"
         let rows = model.tensors.map { t in
-            [t.name, t.type.name, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", String(t.offset), String(t.nbytes)]
+            [oneLine(t.name, limit: 200), t.type.name, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", String(t.offset), String(t.nbytes)]
         }
         out += table(header: ["name", "dtype", "shape", "offset", "bytes"], rows: rows, rightAligned: [3, 4])
         let p = parameters(model)
@@ -110,19 +116,18 @@ enum InspectReport {
     }
 
     static func summary(_ v: GGUFValue, maxItems: Int) -> String {
-        if case let .array(_, items) = v {
-            let shown = items.prefix(maxItems).map { summary($0, maxItems: maxItems) }.joined(separator: ", ")
-            let more = items.count > maxItems ? ", ... (\(items.count) items)" : ""
+        if case let .array(a) = v {
+            let shown = a.prefix(maxItems).map { summary($0, maxItems: maxItems) }.joined(separator: ", ")
+            let more = a.count > maxItems ? ", ... (\(a.count) items)" : ""
             return "[" + shown + more + "]"
         }
-        if case let .string(s) = v { return JSONText.quote(oneLine(s, limit: 120)) }
+        if case let .string(s) = v { return oneLine(JSONText.quote(s), limit: 120) }
         return JSONText.serialize(v.json)
     }
 
+    /// Text from a file, on one line, safe for a terminal, at most about `limit` characters.
     static func oneLine(_ s: String, limit: Int) -> String {
-        var t = s.replacingNewlines()
-        if t.count > limit { t = String(t.prefix(limit)) + "... (\(s.utf8.count) bytes)" }
-        return t
+        TerminalText.escaped(s, limit: limit)
     }
 
     static func table(header: [String], rows: [[String]], rightAligned: Set<Int>) -> String {
@@ -141,11 +146,6 @@ enum InspectReport {
 }
 
 extension String {
-    func replacingNewlines() -> String {
-        var s = ""
-        for c in self { s += c == "\n" ? "\\n" : c == "\r" ? "\\r" : String(c) }
-        return s
-    }
     func trimmedRight() -> String {
         var s = Substring(self)
         while s.last == " " { s = s.dropLast() }

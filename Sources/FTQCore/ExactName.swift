@@ -5,6 +5,15 @@
 /// peer (safetensors, gguf-py, ggml), so ftq keys its name tables by bytes: two names that
 /// differ in any byte are two names (formats/safetensors.md, "Header JSON").
 public struct ExactName: Hashable, Sendable {
-    public let bytes: [UInt8]
-    public init(_ s: String) { bytes = Array(s.utf8) }
+    public let string: String
+    public init(_ s: String) { string = s }
+
+    public static func == (a: ExactName, b: ExactName) -> Bool {
+        a.string.utf8.elementsEqual(b.string.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        var s = string
+        s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
 }

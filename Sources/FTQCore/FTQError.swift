@@ -49,9 +49,11 @@ public struct FTQError: Error, CustomStringConvertible, Equatable, Sendable {
         return copy
     }
 
+    /// One line: `FILE: message [code]`, with control characters escaped so that a name
+    /// from a hostile file can neither break the line nor send terminal escapes.
     public var description: String {
-        if let file { return "\(file): \(message)" }
-        return message
+        let text = file.map { "\($0): \(message)" } ?? message
+        return TerminalText.escaped(text, limit: 2000) + " [\(code)]"
     }
 
     // Convenience constructors, one per kind.

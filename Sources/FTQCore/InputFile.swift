@@ -110,10 +110,15 @@ func fileTypeName(_ mode: mode_t) -> String {
 /// What kind of thing a path names.
 public enum PathKind: Sendable, Equatable {
     case missing, regularFile, directory, other(String)
+    /// `stat` failed for a reason other than absence (permission, a symlink loop, ...).
+    case inaccessible(String)
 
     public static func of(_ path: String) -> PathKind {
         var st = stat()
-        guard stat(path, &st) == 0 else { return .missing }
+        guard stat(path, &st) == 0 else {
+            let e = errno
+            return e == ENOENT || e == ENOTDIR ? .missing : .inaccessible(systemError(e))
+        }
         switch st.st_mode & S_IFMT {
         case S_IFREG: return .regularFile
         case S_IFDIR: return .directory

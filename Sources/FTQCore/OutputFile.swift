@@ -27,6 +27,8 @@ public final class OutputFile: @unchecked Sendable {
         self.finalPath = finalPath
         switch PathKind.of(finalPath) {
         case .missing: break
+        case let .inaccessible(reason):
+            throw FTQError.io("io.open", file: finalPath, "cannot check the output path: \(reason)")
         case .directory:
             throw FTQError.usage("output.is-directory", "\(finalPath) is a directory, expected a file name")
         default:

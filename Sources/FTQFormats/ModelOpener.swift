@@ -9,14 +9,16 @@ public enum ModelOpener {
             throw FTQError.io("io.not-found", file: path, "no such file or directory")
         case .directory:
             return try ShardedModel.open(directory: path)
+        case let .inaccessible(reason):
+            throw FTQError.io("io.open", file: path, "cannot open: \(reason)")
         case let .other(kind):
             throw FTQError.invalid("input.not-regular-file", file: path, "not a regular file (\(kind))")
         case .regularFile:
             if path.hasSuffix(".safetensors.index.json") { return try ShardedModel.open(index: path) }
             let f = try InputFile(path)
             let magic = try f.read(at: 0, count: min(4, f.size))
-            let ggufMagics = ["GGUF", "GGML", "GGMF", "GGJT", "GGLA", "lmgg", "fmgg", "tjgg"].map { Array($0.utf8) }
-            if ggufMagics.contains(magic) || path.hasSuffix(".gguf") && !magic.starts(with: Array("vers".utf8)) {
+            let ggufMagics = ["GGUF", "GGML", "GGMF", "GGJT", "GGLA", "lmgg", "fmgg", "tjgg", "algg"].map { Array($0.utf8) }
+            if ggufMagics.contains(magic) || path.hasSuffix(".gguf") {
                 return try GGUFReader.open(path)
             }
             return try SafetensorsFile.open(path)

@@ -115,10 +115,14 @@ public final class Model: @unchecked Sendable {
     public let metadata: [(String, MetadataValue)]
     /// Tensors in file order (by file, then by data offset for safetensors, info order for GGUF).
     public let tensors: [TensorEntry]
+    /// Each safetensors file's own `__metadata__` (nil where a file has none; all nil for GGUF).
+    public let fileMetadata: [[(String, String)]?]
     private let index: [ExactName: Int]
 
     public init(format: ModelFormat, version: Int?, path: String, files: [InputFile],
-                metadata: [(String, MetadataValue)], tensors: [TensorEntry]) throws {
+                metadata: [(String, MetadataValue)], tensors: [TensorEntry],
+                fileMetadata: [[(String, String)]?]? = nil) throws {
+        self.fileMetadata = fileMetadata ?? Array(repeating: nil, count: files.count)
         self.format = format
         self.version = version
         self.path = path
@@ -148,7 +152,10 @@ public final class Model: @unchecked Sendable {
     /// Calls `body` with successive chunks of a tensor's bytes, each at most `chunkBytes`
     /// long and a whole number of `granule` bytes (except that a tensor never splits
     /// an element). Memory use is one chunk, whatever the tensor's size.
-    public func forEachChunk(of t: TensorEntry, chunkBytes: Int = 8 << 20, granule: Int = 8,
+    /// The read size used when streaming tensor data: 8 MiB.
+    public static let chunkBytes = 8 << 20
+
+    public func forEachChunk(of t: TensorEntry, chunkBytes: Int = Model.chunkBytes, granule: Int = 8,
                              _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let file = files[t.fileIndex]
         let step = max(granule, chunkBytes - chunkBytes % granule)
@@ -164,6 +171,7 @@ public final class Model: @unchecked Sendable {
         }
     }
 
-    /// Total bytes of tensor data.
-    public var totalBytes: Int { tensors.reduce(0) { $0 + $1.nbytes } }
+    /// Total bytes of tensor data (each tensor lies inside a file, so the sum of the sizes of
+    /// non-overlapping tensors cannot overflow).
+    public var totalBytes: Int { tensors.reduce(0) { $0 &+ $1.nbytes } }
 }

@@ -62,7 +62,9 @@ import Testing
     @Test func shardPlanningFollowsHuggingFace() {
         #expect(Converter.planShards([4, 4, 4], maxShardSize: 8) == [[0, 1], [2]])
         #expect(Converter.planShards([10, 1, 1], maxShardSize: 8) == [[0], [1, 2]])
-        #expect(Converter.planShards([1, 10, 1], maxShardSize: 8) == [[0], [1], [2]])
+        // An oversized tensor becomes its own shard at once, before the shard being filled.
+        #expect(Converter.planShards([1, 10, 1], maxShardSize: 8) == [[1], [0, 2]])
+        #expect(Converter.planShards([6, 6, 2, 6, 2, 2], maxShardSize: 10) == [[0], [1, 2], [3, 4, 5]])
         #expect(Converter.planShards([], maxShardSize: 8) == [[]])
     }
 }

@@ -164,6 +164,10 @@ def flatten(v):
 
 def same_scalar(got, want, type_name):
     base = type_name.replace("array[", "").rstrip("]")
+    if base == "f32":
+        # ftq prints an f32 as the shortest decimal that reads back as the same f32.
+        return (isinstance(got, (int, float)) and not isinstance(got, bool)
+                and np.float32(got).view(np.uint32) == np.float32(want).view(np.uint32))
     if base in FLOAT_TYPES:
         return isinstance(got, (int, float)) and not isinstance(got, bool) and float_bits(float(got)) == float_bits(float(want))
     if base == "bool":

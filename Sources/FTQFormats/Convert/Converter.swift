@@ -77,18 +77,11 @@ public struct Converter {
         }
     }
 
-    /// safetensors `__metadata__` for the output: the source's, or `format: pt` for a GGUF source.
+    /// safetensors `__metadata__` for the output: the (first) source file's, exactly as it
+    /// was (absent, empty or not), or `format: pt` for a GGUF source.
     func sourceSafetensorsMetadata() -> [(String, String)]? {
         if model.format == .gguf { return [("format", "pt")] }
-        if model.files.count > 1 {
-            // Shards' own metadata is not kept in the model; write the usual marker.
-            return [("format", "pt")]
-        }
-        let m = model.metadata.compactMap { kv -> (String, String)? in
-            if case let .string(s) = kv.1 { return (kv.0, s) }
-            return nil
-        }
-        return m.isEmpty ? nil : m
+        return model.fileMetadata.first ?? nil
     }
 
     /// Refuses an output that is one of the inputs, or a directory that holds one.
@@ -145,7 +138,12 @@ public struct Converter {
         var metadata: [(String, GGUFValue)] = []
         if model.format == .gguf {
             for (k, v) in model.metadata where !k.hasPrefix("split.") {
-                if case let .gguf(g) = v { metadata.append((k, g)) }
+                guard case var .gguf(g) = v else { continue }
+                // general.file_type names the model's main type; keep it true after --dtype.
+                if k == "general.file_type", let d = options.dtype, case .u32 = g {
+                    g = .u32(d == .F32 ? 0 : d == .F16 ? 1 : 32)
+                }
+                metadata.append((k, g))
             }
         }
         let layout = try GGUFLayout(metadata: metadata, tensors: specs)
@@ -169,26 +167,41 @@ public struct Converter {
     // MARK: Hugging Face directories
 
     /// Splits tensors, in source order, into shards of at most `maxShardSize` bytes of
-    /// tensor data (a larger tensor gets a shard of its own), as Hugging Face does.
+    /// tensor data, as huggingface_hub's `split_state_dict_into_shards_factory` does: a tensor
+    /// larger than the limit becomes a shard of its own at once (placed before the shard being
+    /// filled), and a tensor that would tip the current shard over the limit starts a new one.
+    /// An empty model is one empty shard.
     public static func planShards(_ sizes: [Int], maxShardSize: Int) -> [[Int]] {
-        var shards: [[Int]] = [[]]
-        var current = 0
+        var shards: [[Int]] = []
+        var current: [Int] = []
+        var currentSize = 0
         for (k, s) in sizes.enumerated() {
-            if !shards[shards.count - 1].isEmpty && current + s > maxShardSize {
-                shards.append([])
-                current = 0
+            if s > maxShardSize {
+                shards.append([k])
+                continue
             }
-            shards[shards.count - 1].append(k)
-            current += s
+            if currentSize + s > maxShardSize {
+                shards.append(current)
+                current = []
+                currentSize = 0
+            }
+            current.append(k)
+            currentSize += s
         }
+        if !current.isEmpty || shards.isEmpty { shards.append(current) }
         return shards
     }
 
     func writeDirectory(_ dir: String, maxShardSize: Int) throws -> [WrittenFile] {
         var outSizes: [Int] = []
+        var total = 0
         for t in model.tensors {
             let d = try targetDType(t)
-            outSizes.append(d.byteCount(elements: t.elementCount)!)
+            guard let n = d.byteCount(elements: t.elementCount) else {
+                throw FTQError.invalid("convert.size-overflow", "tensor \"\(t.name)\": \(t.elementCount) elements of \(d.rawValue) overflow a 64-bit size")
+            }
+            outSizes.append(n)
+            total = try Checked.add(total, n, "convert.size-overflow", "total size")
         }
         let shards = Self.planShards(outSizes, maxShardSize: maxShardSize)
         let names: [String] = shards.count == 1 ? [ShardedModel.singleName] :
@@ -215,7 +228,6 @@ public struct Converter {
         defer { removeTree(stage); TempFileRegistry.shared.removeDirectory(stage) }
 
         let meta = sourceSafetensorsMetadata() ?? [("format", "pt")]
-        let total = outSizes.reduce(0, +)
         let prog = Progress(label: "convert", totalBytes: total, quiet: options.quiet)
         var written: [WrittenFile] = []
         var weightMap: [(String, String)] = []
@@ -281,13 +293,14 @@ public struct Converter {
             return
         }
         let inSize = src.bits / 8, outSize = dtype.bits / 8
-        var buffer = [UInt8](repeating: 0, count: (8 << 20) / inSize * outSize)
+        // One converted chunk at a time (uninitialised: every byte used is written first).
+        let dst = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: max(1, min(Model.chunkBytes / inSize, t.elementCount) * outSize), alignment: 64)
+        defer { dst.deallocate() }
         try model.forEachChunk(of: t, granule: inSize) { chunk in
             let n = chunk.count / inSize
-            try buffer.withUnsafeMutableBytes { dst in
-                DTypeConversion.convert(from: src, to: dtype, count: n, src: chunk, dst: dst)
-                try out.write(UnsafeRawBufferPointer(rebasing: dst[0..<n * outSize]))
-            }
+            DTypeConversion.convert(from: src, to: dtype, count: n, src: chunk, dst: dst)
+            try out.write(UnsafeRawBufferPointer(rebasing: dst[0..<n * outSize]))
             progress.advance(n * outSize)
         }
     }

@@ -117,10 +117,10 @@ struct ByteWriter {
         case let .f64(x): int(x.bitPattern)
         case let .bool(x): out.append(x ? 1 : 0)
         case let .string(s): string(s)
-        case let .array(t, items):
-            u32(t.rawValue)
-            u64(UInt64(items.count))
-            for i in items { value(i) }
+        case let .array(a):
+            u32(a.elementType.rawValue)
+            u64(UInt64(a.count))
+            out.append(contentsOf: a.raw)
         }
     }
 }

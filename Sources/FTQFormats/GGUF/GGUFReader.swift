@@ -7,6 +7,11 @@ public enum GGUFReader {
     public static let maxAlignment = 1 << 20
     public static let maxDims = 4
     public static let defaultAlignment = 32
+    /// Keys and tensor names longer than this are refused (the GGUF specification's limit).
+    public static let maxKeyBytes = 65_535
+    /// The largest metadata value (one string, or one array's encoded elements) accepted:
+    /// 256 MiB, about 50 times the largest tokenizer seen in real files.
+    public static let maxValueBytes = 256 << 20
 
     /// A parsed header of one GGUF file.
     public struct Header: Sendable {
@@ -52,13 +57,13 @@ public enum GGUFReader {
         }
         let magic = try c.bytes(4)
         if magic != Array("GGUF".utf8) {
-            if let legacy = ["GGML", "GGMF", "GGJT", "GGLA", "lmgg", "fmgg", "tjgg"].first(where: { Array($0.utf8) == magic }) {
+            if let legacy = ["GGML", "GGMF", "GGJT", "GGLA", "lmgg", "fmgg", "tjgg", "algg"].first(where: { Array($0.utf8) == magic }) {
                 throw FTQError.invalid("gguf.legacy-format", "this is a pre-GGUF ggml file (\(legacy)); convert it to GGUF with llama.cpp first")
             }
             if magic.starts(with: Array("vers".utf8)) {
                 throw FTQError.invalid("gguf.git-lfs-pointer", "this is a git-lfs pointer file, not the model: fetch the real file with `git lfs pull`")
             }
-            throw FTQError.invalid("gguf.bad-magic", "not a GGUF file (magic bytes \(magic.map { String($0, radix: 16) }.joined(separator: " ")))")
+            throw FTQError.invalid("gguf.bad-magic", "not a GGUF file (magic bytes \(magic.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: " ")))")
         }
         // G2: version 2 or 3, little-endian.
         let version = try c.u32()
@@ -82,12 +87,12 @@ public enum GGUFReader {
         if nTensors > (size - c.pos) / 25 {
             throw FTQError.invalid("gguf.bad-count", "header claims \(nTensors) tensors but the file has room for at most \((size - c.pos) / 25)")
         }
+        // Capacity grows with what is actually parsed, never from a claimed count.
         var metadata: [(String, GGUFValue)] = []
-        metadata.reserveCapacity(nKV)
         var keys = Set<ExactName>()
         for _ in 0..<nKV {
             let keyAt = c.pos
-            let key = try c.string(what: "key")
+            let key = try c.string(what: "key", maxBytes: maxKeyBytes)
             // G4: keys non-empty and unique.
             if key.isEmpty { throw FTQError.invalid("gguf.empty-key", "empty metadata key at byte \(keyAt)") }
             if !keys.insert(ExactName(key)).inserted {
@@ -113,11 +118,10 @@ public enum GGUFReader {
         }
         struct RawInfo { var name: String; var ne: [Int]; var type: GGMLType; var offset: Int; var nbytes: Int; var count: Int }
         var infos: [RawInfo] = []
-        infos.reserveCapacity(nTensors)
         var names = Set<ExactName>()
         for _ in 0..<nTensors {
             let at = c.pos
-            let name = try c.string(what: "tensor name")
+            let name = try c.string(what: "tensor name", maxBytes: maxKeyBytes)
             // G6: names non-empty and unique.
             if name.isEmpty { throw FTQError.invalid("gguf.empty-name", "empty tensor name at byte \(at)") }
             if !names.insert(ExactName(name)).inserted {
@@ -225,9 +229,12 @@ public enum GGUFReader {
         mutating func u64() throws -> UInt64 { try int(UInt64.self) }
 
         /// G13: a string's length is bounded by the bytes that remain; G14: valid UTF-8.
-        mutating func string(what: @autoclosure () -> String) throws -> String {
+        mutating func string(what: @autoclosure () -> String, maxBytes: Int = Int.max) throws -> String {
             let at = pos
             let len = try u64()
+            if len > UInt64(maxBytes) {
+                throw FTQError.invalid("gguf.bad-string", "\(what()) at byte \(at) claims \(len) bytes; the limit is \(maxBytes)")
+            }
             guard len <= UInt64(file.size - pos) else {
                 throw FTQError.invalid("gguf.bad-string", "\(what()) at byte \(at) claims \(len) bytes but only \(file.size - pos) remain")
             }
@@ -258,28 +265,57 @@ public enum GGUFReader {
                 // G15: booleans are 0 or 1.
                 guard b <= 1 else { throw FTQError.invalid("gguf.bad-bool", "metadata key \"\(key)\": boolean byte \(b) at \(at) is not 0 or 1") }
                 return .bool(b == 1)
-            case .string: return .string(try string(what: "value of \"\(key)\""))
+            case .string: return .string(try string(what: "value of \"\(key)\"", maxBytes: GGUFReader.maxValueBytes))
             case .array:
-                // G16: arrays nest at most maxArrayDepth deep; G17: counts bounded by remaining bytes.
-                guard depth < GGUFReader.maxArrayDepth else {
-                    throw FTQError.invalid("gguf.array-too-deep", "metadata key \"\(key)\": arrays nested deeper than \(GGUFReader.maxArrayDepth)")
-                }
-                let rawType = try u32()
-                guard let et = GGUFValueType(rawValue: rawType) else {
-                    throw FTQError.invalid("gguf.unknown-value-type", "metadata key \"\(key)\": unknown array element type \(rawType)")
-                }
-                let at = pos
-                let count = try u64()
-                let minSize = UInt64(et.fixedSize ?? (et == .string ? 8 : 12))
-                let remaining = UInt64(file.size - pos)
-                guard count <= remaining / minSize else {
-                    throw FTQError.invalid("gguf.bad-array", "metadata key \"\(key)\": array at byte \(at) claims \(count) elements but only \(remaining) bytes remain")
-                }
-                var items: [GGUFValue] = []
-                items.reserveCapacity(Int(count))
-                for _ in 0..<Int(count) { items.append(try value(et, key: key, depth: depth + 1)) }
-                return .array(et, items)
+                return .array(try array(key: key, depth: depth))
             }
+        }
+
+        /// An array value: G16 nesting at most maxArrayDepth deep; G17 counts bounded by the
+        /// bytes that remain. The elements are validated and kept as their encoded bytes.
+        mutating func array(key: String, depth: Int) throws -> GGUFArray {
+            guard depth < GGUFReader.maxArrayDepth else {
+                throw FTQError.invalid("gguf.array-too-deep", "metadata key \"\(key)\": arrays nested deeper than \(GGUFReader.maxArrayDepth)")
+            }
+            let rawType = try u32()
+            guard let et = GGUFValueType(rawValue: rawType) else {
+                throw FTQError.invalid("gguf.unknown-value-type", "metadata key \"\(key)\": unknown array element type \(rawType)")
+            }
+            let at = pos
+            let count = try u64()
+            let minSize = UInt64(et.fixedSize ?? (et == .string ? 8 : 12))
+            let remaining = UInt64(file.size - pos)
+            guard count <= remaining / minSize else {
+                throw FTQError.invalid("gguf.bad-array", "metadata key \"\(key)\": array at byte \(at) claims \(count) elements but only \(remaining) bytes remain")
+            }
+            let n = Int(count)
+            func tooLarge(_ bytes: Int) -> FTQError {
+                FTQError.invalid("gguf.value-too-large",
+                    "metadata key \"\(key)\": array at byte \(at) holds at least \(bytes) bytes; the limit for one value is \(GGUFReader.maxValueBytes)")
+            }
+            if let size = et.fixedSize {
+                guard n <= GGUFReader.maxValueBytes / size else { throw tooLarge(n * size) }
+                let raw = try bytes(n * size)
+                if et == .bool, let bad = raw.firstIndex(where: { $0 > 1 }) {
+                    throw FTQError.invalid("gguf.bad-bool", "metadata key \"\(key)\": boolean byte \(raw[bad]) at \(pos - raw.count + bad) is not 0 or 1")
+                }
+                return GGUFArray(elementType: et, count: n, raw: raw)
+            }
+            var raw: [UInt8] = []
+            for _ in 0..<n {
+                if et == .string {
+                    let s = try string(what: "element of \"\(key)\"", maxBytes: GGUFReader.maxValueBytes)
+                    withUnsafeBytes(of: UInt64(s.utf8.count).littleEndian) { raw.append(contentsOf: $0) }
+                    raw.append(contentsOf: s.utf8)
+                } else {
+                    let inner = try array(key: key, depth: depth + 1)
+                    withUnsafeBytes(of: inner.elementType.rawValue.littleEndian) { raw.append(contentsOf: $0) }
+                    withUnsafeBytes(of: UInt64(inner.count).littleEndian) { raw.append(contentsOf: $0) }
+                    raw.append(contentsOf: inner.raw)
+                }
+                if raw.count > GGUFReader.maxValueBytes { throw tooLarge(raw.count) }
+            }
+            return GGUFArray(elementType: et, count: n, raw: raw)
         }
     }
 }

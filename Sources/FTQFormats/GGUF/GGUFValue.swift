@@ -40,8 +40,8 @@ public enum GGUFValueType: UInt32, Sendable, CaseIterable {
 public enum GGUFValue: Sendable, Equatable {
     case u8(UInt8), i8(Int8), u16(UInt16), i16(Int16), u32(UInt32), i32(Int32)
     case f32(Float), bool(Bool), string(String)
-    /// Element type and elements (all of that type).
-    case array(GGUFValueType, [GGUFValue])
+    /// An array of elements of one type (see ``GGUFArray``).
+    case array(GGUFArray)
     case u64(UInt64), i64(Int64), f64(Double)
 
     public var type: GGUFValueType {
@@ -64,9 +64,9 @@ public enum GGUFValue: Sendable, Equatable {
 
     /// The type name shown by inspect: `u32`, `string`, `array[string]`, `array[array[i32]]`.
     public var typeName: String {
-        if case let .array(t, items) = self {
-            if t == .array, let first = items.first { return "array[\(first.typeName)]" }
-            return "array[\(t.name)]"
+        if case let .array(a) = self {
+            if a.elementType == .array, let first = a.prefix(1).first { return "array[\(first.typeName)]" }
+            return "array[\(a.elementType.name)]"
         }
         return type.name
     }
@@ -82,11 +82,11 @@ public enum GGUFValue: Sendable, Equatable {
         case let .i32(v): return .int(v)
         case let .u64(v): return .int(v)
         case let .i64(v): return .int(v)
-        case let .f32(v): return .double(Double(v))
+        case let .f32(v): return v.isFinite ? .number("\(v)") : .null
         case let .f64(v): return .double(v)
         case let .bool(v): return .bool(v)
         case let .string(s): return .string(s)
-        case let .array(_, items): return .array(items.map(\.json))
+        case let .array(a): return .array(a.values.map(\.json))
         }
     }
 
@@ -105,6 +105,11 @@ public enum GGUFValue: Sendable, Equatable {
         }
     }
 
+    /// An array value from decoded elements, all of type `elementType`.
+    public static func array(_ elementType: GGUFValueType, _ values: [GGUFValue]) -> GGUFValue {
+        .array(GGUFArray(elementType, values))
+    }
+
     public static func == (a: GGUFValue, b: GGUFValue) -> Bool {
         switch (a, b) {
         // Floats compare by bits so that NaNs round-trip as equal.
@@ -119,8 +124,8 @@ public enum GGUFValue: Sendable, Equatable {
         case let (.u64(x), .u64(y)): return x == y
         case let (.i64(x), .i64(y)): return x == y
         case let (.bool(x), .bool(y)): return x == y
-        case let (.string(x), .string(y)): return x == y
-        case let (.array(t, x), .array(u, y)): return t == u && x == y
+        case let (.string(x), .string(y)): return ExactName(x) == ExactName(y)
+        case let (.array(x), .array(y)): return x == y
         default: return false
         }
     }

@@ -12,7 +12,8 @@ public enum SafetensorsFile {
                         elementCount: e.shape.reduce(1, *))
         }
         return try Model(format: .safetensors, version: nil, path: path, files: [file],
-                         metadata: header.metadata.map { ($0.0, .string($0.1)) }, tensors: tensors)
+                         metadata: (header.metadata ?? []).map { ($0.0, .string($0.1)) }, tensors: tensors,
+                         fileMetadata: [header.metadata])
     }
 }
 
@@ -44,8 +45,11 @@ public struct SafetensorsLayout: Sendable {
         var items: [Item] = []
         var seen = Set<ExactName>()
         for (k, t) in tensors.enumerated() {
-            guard !t.name.isEmpty, t.name != "__metadata__" else {
-                throw FTQError.invalid("safetensors.empty-name", "cannot write a tensor named \"\(t.name)\"")
+            guard !t.name.isEmpty else {
+                throw FTQError.invalid("safetensors.empty-name", "cannot write a tensor with an empty name")
+            }
+            guard t.name != "__metadata__" else {
+                throw FTQError.invalid("safetensors.reserved-name", "cannot write a tensor named \"__metadata__\": the name is reserved")
             }
             guard seen.insert(ExactName(t.name)).inserted else {
                 throw FTQError.invalid("model.duplicate-tensor", "tensor \"\(t.name)\" appears twice")

@@ -18,8 +18,8 @@ public enum SafetensorsHeader {
 
     /// A validated header.
     public struct Parsed: Sendable {
-        /// `__metadata__` in file order.
-        public var metadata: [(String, String)]
+        /// `__metadata__` in file order; nil when the header has none.
+        public var metadata: [(String, String)]?
         /// Tensors sorted by data offset.
         public var entries: [Entry]
         /// Bytes of the header JSON (the `N` of the 8-byte prefix).
@@ -70,7 +70,7 @@ public enum SafetensorsHeader {
     }
 
     /// Validates header JSON bytes against a data section of `dataLength` bytes.
-    public static func parse(json: [UInt8], dataLength: Int) throws -> (metadata: [(String, String)], entries: [Entry]) {
+    public static func parse(json: [UInt8], dataLength: Int) throws -> (metadata: [(String, String)]?, entries: [Entry]) {
         // S4: the header is a JSON object, starting with '{'.
         guard json.first == UInt8(ascii: "{") else {
             throw FTQError.invalid("safetensors.header-start", "header does not start with '{' (not a safetensors file?)")
@@ -88,7 +88,7 @@ public enum SafetensorsHeader {
         guard case let .object(members) = root else {
             throw FTQError.invalid("safetensors.header-start", "header is not a JSON object")
         }
-        var metadata: [(String, String)] = []
+        var metadata: [(String, String)]? = nil
         var entries: [Entry] = []
         entries.reserveCapacity(members.count)
         for (name, value) in members {
@@ -97,11 +97,12 @@ public enum SafetensorsHeader {
                 guard case let .object(items) = value else {
                     throw FTQError.invalid("safetensors.bad-metadata", "__metadata__ is \(value.kindName), expected an object of strings")
                 }
+                metadata = []
                 for (k, v) in items {
                     guard case let .string(s) = v else {
                         throw FTQError.invalid("safetensors.bad-metadata", "__metadata__[\"\(k)\"] is \(v.kindName), expected a string")
                     }
-                    metadata.append((k, s))
+                    metadata!.append((k, s))
                 }
                 continue
             }

@@ -76,7 +76,16 @@ public enum ShardedModel {
             shardOf[ExactName(tensor)] = shard
         }
         shardOrder.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        guard !map.isEmpty else {
+            throw FTQError.invalid("index.bad-weight-map", file: indexPath, "\"weight_map\" is empty: the index names no tensors")
+        }
+        if let m = root["metadata"] {
+            guard case .object = m else {
+                throw FTQError.invalid("index.bad-metadata", file: indexPath, "\"metadata\" is \(m.kindName), expected an object")
+            }
+        }
         var files: [InputFile] = []
+        var fileMetadata: [[(String, String)]?] = []
         var tensors: [TensorEntry] = []
         for (fileIndex, shard) in shardOrder.enumerated() {
             let shardPath = joinPath(dir.isEmpty ? "." : dir, shard)
@@ -89,6 +98,7 @@ public enum ShardedModel {
             }
             let m = try SafetensorsFile.open(shardPath)
             files.append(m.files[0])
+            fileMetadata.append(m.fileMetadata[0])
             let listed = Set(listedNames.map(ExactName.init))
             for t in m.tensors {
                 if !listed.contains(ExactName(t.name)) {
@@ -119,7 +129,7 @@ public enum ShardedModel {
         }
         // D8 (across shards) is the model's duplicate-name check.
         return try Model(format: .safetensors, version: nil, path: dir.isEmpty ? "." : dir, files: files,
-                         metadata: metadata, tensors: tensors)
+                         metadata: metadata, tensors: tensors, fileMetadata: fileMetadata)
     }
 
     static func checkShardName(_ shard: String, indexPath: String) throws {
@@ -133,7 +143,9 @@ public enum ShardedModel {
 
     /// Resolves symbolic links: the shard must still be inside the directory.
     static func checkInsideDirectory(_ shardPath: String, dir: String, shard: String, indexPath: String) throws {
-        guard let realDir = realpath(dir, nil) else { return }
+        guard let realDir = realpath(dir, nil) else {
+            throw FTQError.io("io.open", file: dir, "cannot resolve the model directory: \(systemError(errno))")
+        }
         defer { free(realDir) }
         guard let realShard = realpath(shardPath, nil) else { return }  // missing: reported by the caller
         defer { free(realShard) }
@@ -145,7 +157,8 @@ public enum ShardedModel {
     }
 
     static func relabel(_ m: Model, path: String) throws -> Model {
-        try Model(format: m.format, version: m.version, path: path, files: m.files, metadata: m.metadata, tensors: m.tensors)
+        try Model(format: m.format, version: m.version, path: path, files: m.files, metadata: m.metadata,
+                  tensors: m.tensors, fileMetadata: m.fileMetadata)
     }
 }
 
