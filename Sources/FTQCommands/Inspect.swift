@@ -38,7 +38,10 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let model = try ModelOpener.open(path)
         if json {
-            print(JSONText.serialize(InspectReport.json(model), indent: 2))
+            var out = JSONStream()
+            InspectReport.writeJSON(model, to: &out)
+            out.raw("\n")
+            out.flush()
         } else {
             print(InspectReport.text(model, maxArrayItems: maxArrayItems), terminator: "")
         }
@@ -57,11 +60,34 @@ enum InspectReport {
         return (by.values.reduce(0, +), order.map { ($0, by[$0]!) })
     }
 
-    static func json(_ model: Model) -> JSONValue {
+    /// Writes the JSON report: the same document as ``json(_:)``, with metadata streamed.
+    static func writeJSON(_ model: Model, to out: inout JSONStream) {
+        let whole = json(model, metadata: false)
+        guard case let .object(members) = whole else { return }
+        out.object(level: 0) { out, first in
+            for (k, v) in members {
+                out.key(k, level: 0, first: &first)
+                if k == "metadata" {
+                    out.object(level: 1) { out, first in
+                        for (mk, mv) in model.metadata {
+                            out.key(mk, level: 1, first: &first)
+                            if case let .gguf(g) = mv { out.gguf(g, level: 2) } else { out.value(mv.json, level: 2) }
+                        }
+                    }
+                } else {
+                    out.value(v, level: 1)
+                }
+            }
+        }
+    }
+
+    /// The JSON report; with `metadata: false` the metadata object is left empty (for
+    /// ``writeJSON(_:to:)``, which streams it).
+    static func json(_ model: Model, metadata: Bool = true) -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("format", .string(model.format.rawValue)),
             ("version", model.version.map { .int($0) } ?? .null),
-            ("metadata", .object(model.metadata.map { ($0.0, $0.1.json) })),
+            ("metadata", .object(metadata ? model.metadata.map { ($0.0, $0.1.json) } : [])),
         ]
         if model.format == .gguf {
             members.append(("metadata_types", .object(model.metadata.compactMap { k, v in

@@ -333,9 +333,9 @@ public enum JSONText {
 
     /// Serializes a value compactly (serde_json style) or, with `indent`, pretty-printed
     /// like Python's `json.dumps(indent=N)`.
-    public static func serialize(_ v: JSONValue, indent: Int? = nil, asciiOnly: Bool = false) -> String {
+    public static func serialize(_ v: JSONValue, indent: Int? = nil, level: Int = 0, asciiOnly: Bool = false) -> String {
         var out = ""
-        write(v, into: &out, indent: indent, level: 0, ascii: asciiOnly)
+        write(v, into: &out, indent: indent, level: level, ascii: asciiOnly)
         return out
     }
 

@@ -66,4 +66,30 @@ import Testing
             #expect(try FileManager.default.contentsOfDirectory(atPath: outDir) == [])
         }
     }
+
+    /// A header's metadata is held as its encoded bytes and streamed to JSON: a 4 MiB `u8`
+    /// array costs about 4 MiB, not one boxed value per element.
+    @Test func largeMetadataArraysStayCompact() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        // GGUF v3 with one key-value: "big" = array[u8] of 4 MiB.
+        var b: [UInt8] = Array("GGUF".utf8)
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
+        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
+        u32(3); u64(0); u64(1)
+        u64(3); b += Array("big".utf8); u32(9); u32(0); u64(4 << 20)
+        b += [UInt8](repeating: 7, count: 4 << 20)
+        FileManager.default.createFile(atPath: dir + "/a.gguf", contents: Data(b))
+        for args in [["inspect", dir + "/a.gguf"], ["inspect", dir + "/a.gguf", "--json"]] {
+            let r = try TestSupport.run("/usr/bin/time", ["-f", "%M", TestSupport.ftqBinary] + args)
+            #expect(r.status == 0, "\(r.stderr)")
+            let kib = Int(r.stderr.split(separator: "\n").last.map(String.init) ?? "") ?? -1
+            #expect(kib > 0 && kib < 96 * 1024, "\(args): peak RSS \(kib) KiB")
+            if args.contains("--json") {
+                let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as? [String: Any]
+                let arr = (doc?["metadata"] as? [String: Any])?["big"] as? [Int]
+                #expect(arr?.count == 4 << 20 && arr?.first == 7)
+            }
+        }
+    }
 }

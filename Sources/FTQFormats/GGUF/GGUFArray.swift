@@ -29,6 +29,12 @@ public struct GGUFArray: Sendable, Equatable {
     /// The elements, decoded.
     public var values: [GGUFValue] { prefix(count) }
 
+    /// Calls `body` with each element in turn, decoding one at a time.
+    public func forEach(_ body: (GGUFValue) -> Void) {
+        var pos = 0
+        for _ in 0..<count { body(GGUFArray.decode(elementType, raw, &pos)) }
+    }
+
     /// The first `n` elements, decoded (the rest are not touched).
     public func prefix(_ n: Int) -> [GGUFValue] {
         var out: [GGUFValue] = []

@@ -1,0 +1,74 @@
+import FTQCore
+import FTQFormats
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Pretty-printed JSON written to standard output as it is produced, in the same layout as
+/// `JSONText.serialize(_:indent: 2)`. Large GGUF arrays are streamed element by element, so
+/// `inspect --json` never holds a second copy of the metadata.
+struct JSONStream {
+    private var buffer: [UInt8] = []
+    let indent = 2
+
+    init() { buffer.reserveCapacity(1 << 20) }
+
+    mutating func raw(_ s: String) {
+        buffer.append(contentsOf: s.utf8)
+        if buffer.count >= 1 << 20 { flush() }
+    }
+
+    mutating func newline(_ level: Int) {
+        raw("\n" + String(repeating: " ", count: indent * level))
+    }
+
+    /// A complete JSON value at nesting `level`.
+    mutating func value(_ v: JSONValue, level: Int) {
+        raw(JSONText.serialize(v, indent: indent, level: level))
+    }
+
+    /// A GGUF metadata value, arrays streamed.
+    mutating func gguf(_ v: GGUFValue, level: Int) {
+        guard case let .array(a) = v else { return value(v.json, level: level) }
+        if a.count == 0 { return raw("[]") }
+        raw("[")
+        var first = true
+        a.forEach { item in
+            if !first { raw(",") }
+            first = false
+            newline(level + 1)
+            gguf(item, level: level + 1)
+        }
+        newline(level)
+        raw("]")
+    }
+
+    /// An object whose members are written by `body`, one `member` call each.
+    mutating func object(level: Int, _ body: (inout JSONStream, inout Bool) -> Void) {
+        raw("{")
+        var first = true
+        body(&self, &first)
+        if !first { newline(level) }
+        raw("}")
+    }
+
+    /// Starts a member: separator, indentation and key.
+    mutating func key(_ k: String, level: Int, first: inout Bool) {
+        if !first { raw(",") }
+        first = false
+        newline(level + 1)
+        raw(JSONText.quote(k) + ": ")
+    }
+
+    mutating func flush() {
+        buffer.withUnsafeBytes { b in
+            var done = 0
+            while done < b.count {
+                let n = write(1, b.baseAddress! + done, b.count - done)
+                if n <= 0 { if errno == EINTR { continue }; return }
+                done += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
