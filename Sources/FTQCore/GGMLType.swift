@@ -10,7 +10,7 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     public let typeSize: Int
 
     public var description: String { name }
-    public var isQuantized: Bool { blockSize > 1 || name == "Q8_K" }
+    public var isQuantized: Bool { blockSize > 1 }
 
     /// Looks up a type number; nil for numbers ggml does not define.
     public static func known(_ raw: UInt32) -> GGMLType? { table[raw] }
@@ -64,6 +64,7 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
         GGMLType(rawValue: 39, name: "MXFP4", blockSize: 32, typeSize: 17),
         GGMLType(rawValue: 40, name: "NVFP4", blockSize: 64, typeSize: 36),
         GGMLType(rawValue: 41, name: "Q1_0", blockSize: 128, typeSize: 18),
+        GGMLType(rawValue: 42, name: "Q2_0", blockSize: 64, typeSize: 18),
     ]
 
     static let table: [UInt32: GGMLType] = Dictionary(uniqueKeysWithValues: all.map { ($0.rawValue, $0) })

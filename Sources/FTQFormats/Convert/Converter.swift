@@ -56,8 +56,8 @@ public struct Converter {
     /// The type each tensor is written as.
     func targetDType(_ t: TensorEntry) throws -> DType {
         guard let d = t.type.plainDType else {
-            throw FTQError.invalid("convert.quantized-tensor",
-                "tensor \"\(t.name)\" is \(t.type.name); converting quantized GGUF tensors is not supported yet")
+            throw FTQError.invalid("convert.quantized-tensor", file: model.file(of: t).path,
+                "tensor \"\(t.name)\" is \(t.type.name); converting quantized GGUF tensors to safetensors is not supported yet")
         }
         if let want = options.dtype, d.isConvertibleFloat { return want }
         return d
@@ -126,21 +126,31 @@ public struct Converter {
     // MARK: GGUF
 
     func writeGGUF(to path: String) throws -> WrittenFile {
+        // Each tensor's output type: quantized GGUF tensors are copied unchanged; plain ones
+        // take --dtype where it applies.
         var specs: [(name: String, type: GGMLType, shape: [Int])] = []
+        var plainTargets: [DType?] = []
         for t in model.tensors {
+            if case let .ggml(g) = t.type, t.type.plainDType == nil {
+                specs.append((t.name, g, t.shape))
+                plainTargets.append(nil)
+                continue
+            }
             let d = try targetDType(t)
             guard let g = GGMLType.plain(d) else {
-                throw FTQError.invalid("convert.unsupported-dtype",
-                    "tensor \"\(t.name)\" is \(d.rawValue), which GGUF cannot store (it holds F32, F16, BF16, F64, I8, I16, I32, I64)")
+                throw FTQError.invalid("convert.unsupported-dtype", file: model.file(of: t).path,
+                    "tensor \"\(t.name)\" is \(d.rawValue), which GGUF cannot store (it holds F32, F16, BF16, F64, I8, I16, I32, I64 and ggml's quantized types)")
             }
             specs.append((t.name, g, t.shape))
+            plainTargets.append(d)
         }
+        let allPlain = plainTargets.allSatisfy { $0 != nil }
         var metadata: [(String, GGUFValue)] = []
         if model.format == .gguf {
             for (k, v) in model.metadata where !k.hasPrefix("split.") {
                 guard case var .gguf(g) = v else { continue }
                 // general.file_type names the model's main type; keep it true after --dtype.
-                if k == "general.file_type", let d = options.dtype, case .u32 = g {
+                if k == "general.file_type", allPlain, let d = options.dtype, case .u32 = g {
                     g = .u32(d == .F32 ? 0 : d == .F16 ? 1 : 32)
                 }
                 metadata.append((k, g))
@@ -151,8 +161,8 @@ public struct Converter {
         do {
             let prog = Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
-            for (t, item) in zip(model.tensors, layout.items) {
-                try copy(t, as: try targetDType(t), to: out, progress: prog)
+            for (k, item) in layout.items.enumerated() {
+                try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog)
                 try out.writeZeros(item.padding)
             }
             prog.finish()
@@ -283,9 +293,10 @@ public struct Converter {
 
     // MARK: data
 
-    /// Streams one tensor's data to `out`, converting floats to `dtype` on the way.
-    func copy(_ t: TensorEntry, as dtype: DType, to out: OutputFile, progress: Progress) throws {
-        guard let src = t.type.plainDType, src != dtype else {
+    /// Streams one tensor's data to `out`, converting floats to `dtype` on the way (nil: the
+    /// bytes unchanged).
+    func copy(_ t: TensorEntry, as dtype: DType?, to out: OutputFile, progress: Progress) throws {
+        guard let src = t.type.plainDType, let dtype, src != dtype else {
             try model.forEachChunk(of: t) { chunk in
                 try out.write(chunk)
                 progress.advance(chunk.count)
