@@ -65,9 +65,8 @@ public enum FloatBits {
             let e = fexp >> 23
             var sig = 0x0080_0000 | fsig
             // Shift so that the result has 10 bits of subnormal mantissa.
-            let shift = 126 - e  // 14..23 + ... ; for e = 113 (2^-14) shift = 13
+            let s = 126 - e  // e in 102...112 (2^-25 ... 2^-15): shift 24 ... 14
             // Round to nearest even on the bits shifted out.
-            let s = shift
             let rem = sig & ((1 << s) - 1)
             let half: UInt32 = 1 << (s - 1)
             sig >>= s
@@ -97,7 +96,7 @@ public enum FloatBits {
             if dexp < 0x3e60_0000_0000_0000 { return sign }
             let e = dexp >> 52
             var sig = 0x0010_0000_0000_0000 | dsig
-            let s = 1051 - e  // e = 1009 (2^-14) -> 42
+            let s = 1051 - e  // e in 998...1008 (2^-25 ... 2^-15): shift 53 ... 43
             let rem = sig & ((1 << s) - 1)
             let half: UInt64 = 1 << (s - 1)
             sig >>= s
