@@ -340,7 +340,7 @@ def gguf_cases():
     case("gguf_n_tensors_exceeds_room.gguf", gguf([ARCH], [TA], bytes(16), n_tensors=5),
          "G3: n_tensors 5 but room for at most 4 tensor infos", "gguf.bad-count")
     case("gguf_key_len_huge.gguf", b"GGUF" + u32(3) + u64(0) + u64(1) + u64(2**40) + b"general" + bytes(16),
-         "G13: key length 2^40, past the end of the file", "gguf.bad-string")
+         "G13: key length 2^40, over the 65,535-byte key limit (and past the end of the file)", "gguf.bad-string")
     case("gguf_string_len_max.gguf", gguf([kv("general.name", T_STRING, u64(2**64 - 1) + b"tiny")]),
          "G13: string length 2^64-1; n+1 wraps (CVE-2024-23496)", "gguf.bad-string")
     case("gguf_array_len_2pow63.gguf", gguf([kv("a", T_ARRAY, u32(T_U8) + u64(2**63))]),

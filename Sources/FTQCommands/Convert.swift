@@ -16,8 +16,9 @@ struct Convert: ParsableCommand {
         bit-identical to numpy and ml_dtypes; integer, bool and 8-bit float tensors keep their dtype. \
         Sizes use the Hugging Face convention: 5GB = 5*10^9 bytes, 500MiB = 500*2^20.
 
-        Memory stays bounded by one 8 MiB chunk, whatever the model's size. Outputs are written \
-        under a temporary name and renamed when complete; an existing output is refused without --force.
+        Memory stays bounded by a few fixed buffers (an 8 MiB read chunk, its converted copy, a \
+        4 MiB write buffer) plus the headers, whatever the model's size. Outputs are written under \
+        a temporary name and renamed when complete; an existing output is refused without --force.
         """
     )
 
@@ -49,11 +50,11 @@ struct Convert: ParsableCommand {
             }
         }
         let outputTarget: OutputTarget
-        if output.hasSuffix(".gguf") || output.hasSuffix(".safetensors") {
+        if output.hasByteSuffix(".gguf") || output.hasByteSuffix(".safetensors") {
             if maxShardSize != nil {
                 throw FTQError.usage("usage.conflict", "--max-shard-size writes a directory; give -o a directory name, not \(output)")
             }
-            outputTarget = output.hasSuffix(".gguf") ? .gguf(output) : .safetensorsFile(output)
+            outputTarget = output.hasByteSuffix(".gguf") ? .gguf(output) : .safetensorsFile(output)
         } else {
             let size = try maxShardSize.map(ByteSize.parse) ?? Converter.defaultMaxShardSize
             outputTarget = .hfDirectory(output, maxShardSize: size)
@@ -68,11 +69,9 @@ struct Convert: ParsableCommand {
                     .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors))])
                 })),
             ])
-            print(JSONText.serialize(v, indent: 2))
+            try printOut(JSONText.serialize(v, indent: 2) + "\n")
         } else {
-            for w in written {
-                print("wrote \(w.path) (\(w.tensors) tensors, \(w.bytes) bytes)")
-            }
+            try printOut(written.map { "wrote \($0.path) (\($0.tensors) tensors, \($0.bytes) bytes)\n" }.joined())
         }
     }
 }

@@ -66,8 +66,6 @@ struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print ftq's version and the libraries it uses.")
 
     func run() throws {
-        print("ftq \(FTQ.version)")
-        print("libcrypto: \(LinkedLibrariesInfo.openSSL)")
-        print("libzstd: \(LinkedLibrariesInfo.zstd)")
+        try printOut("ftq \(FTQ.version)\nlibcrypto: \(LinkedLibrariesInfo.openSSL)\nlibzstd: \(LinkedLibrariesInfo.zstd)\n")
     }
 }

@@ -41,9 +41,9 @@ struct Inspect: ParsableCommand {
             var out = JSONStream()
             InspectReport.writeJSON(model, to: &out)
             out.raw("\n")
-            out.flush()
+            try out.finish()
         } else {
-            print(InspectReport.text(model, maxArrayItems: maxArrayItems), terminator: "")
+            try printOut(InspectReport.text(model, maxArrayItems: maxArrayItems))
         }
     }
 }
@@ -144,7 +144,7 @@ enum InspectReport {
     static func summary(_ v: GGUFValue, maxItems: Int) -> String {
         if case let .array(a) = v {
             let shown = a.prefix(maxItems).map { summary($0, maxItems: maxItems) }.joined(separator: ", ")
-            let more = a.count > maxItems ? ", ... (\(a.count) items)" : ""
+            let more = a.count > maxItems ? (shown.isEmpty ? "" : ", ") + "... (\(a.count) items)" : ""
             return "[" + shown + more + "]"
         }
         if case let .string(s) = v { return oneLine(JSONText.quote(s), limit: 120) }

@@ -13,9 +13,20 @@ struct JSONStream {
 
     init() { buffer.reserveCapacity(1 << 20) }
 
+    /// The first write error, reported by ``finish()``.
+    private var failure: Int32 = 0
+
     mutating func raw(_ s: String) {
         buffer.append(contentsOf: s.utf8)
         if buffer.count >= 1 << 20 { flush() }
+    }
+
+    /// Flushes and reports a failed write (a full disk, a closed pipe) as an I/O error.
+    mutating func finish() throws {
+        flush()
+        if failure != 0 {
+            throw FTQError.io("io.write", file: "standard output", "write failed: \(systemError(failure))")
+        }
     }
 
     mutating func newline(_ level: Int) {
@@ -61,14 +72,25 @@ struct JSONStream {
     }
 
     mutating func flush() {
-        buffer.withUnsafeBytes { b in
-            var done = 0
-            while done < b.count {
-                let n = write(1, b.baseAddress! + done, b.count - done)
-                if n <= 0 { if errno == EINTR { continue }; return }
-                done += n
+        if failure == 0 {
+            failure = buffer.withUnsafeBytes { b -> Int32 in
+                var done = 0
+                while done < b.count {
+                    let n = write(1, b.baseAddress! + done, b.count - done)
+                    if n < 0 { if errno == EINTR { continue }; return errno }
+                    if n == 0 { return EIO }
+                    done += n
+                }
+                return 0
             }
         }
         buffer.removeAll(keepingCapacity: true)
     }
+}
+
+/// Writes `text` to standard output, reporting a failed write as an I/O error (exit 4).
+func printOut(_ text: String) throws {
+    var out = JSONStream()
+    out.raw(text)
+    try out.finish()
 }

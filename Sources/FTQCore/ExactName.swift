@@ -17,3 +17,14 @@ public struct ExactName: Hashable, Sendable {
         s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }
+
+extension String {
+    /// Byte-exact prefix test (`hasPrefix` compares grapheme clusters: "/\u{301}" does not
+    /// start with "/", though its bytes do).
+    public func hasBytePrefix(_ prefix: String) -> Bool { utf8.starts(with: prefix.utf8) }
+
+    /// Byte-exact suffix test.
+    public func hasByteSuffix(_ suffix: String) -> Bool {
+        utf8.count >= suffix.utf8.count && utf8.reversed().starts(with: suffix.utf8.reversed())
+    }
+}

@@ -67,11 +67,3 @@ public struct FTQError: Error, CustomStringConvertible, Equatable, Sendable {
         FTQError(.usage, code, message)
     }
 }
-
-extension Error {
-    /// This error as an ``FTQError``; anything else is reported as an I/O error.
-    public var asFTQError: FTQError {
-        if let e = self as? FTQError { return e }
-        return FTQError(.io, "io.unexpected", "\(self)")
-    }
-}

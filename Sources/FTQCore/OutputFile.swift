@@ -134,7 +134,7 @@ public func splitPath(_ path: String) -> (dir: String, base: String) {
 /// Joins a directory and a name.
 public func joinPath(_ dir: String, _ name: String) -> String {
     if dir.isEmpty { return name }
-    return dir.hasSuffix("/") ? dir + name : dir + "/" + name
+    return dir.hasByteSuffix("/") ? dir + name : dir + "/" + name
 }
 
 /// The temporary files of this process, removed on SIGINT and SIGTERM.

@@ -14,11 +14,11 @@ public enum ModelOpener {
         case let .other(kind):
             throw FTQError.invalid("input.not-regular-file", file: path, "not a regular file (\(kind))")
         case .regularFile:
-            if path.hasSuffix(".safetensors.index.json") { return try ShardedModel.open(index: path) }
+            if path.hasByteSuffix(".safetensors.index.json") { return try ShardedModel.open(index: path) }
             let f = try InputFile(path)
             let magic = try f.read(at: 0, count: min(4, f.size))
             let ggufMagics = ["GGUF", "GGML", "GGMF", "GGJT", "GGLA", "lmgg", "fmgg", "tjgg", "algg"].map { Array($0.utf8) }
-            if ggufMagics.contains(magic) || path.hasSuffix(".gguf") {
+            if ggufMagics.contains(magic) || path.hasByteSuffix(".gguf") {
                 return try GGUFReader.open(path)
             }
             return try SafetensorsFile.open(path)

@@ -93,7 +93,7 @@ public struct Converter {
             }
             if case .directory = PathKind.of(out), let real = realPath(out) {
                 for f in model.files {
-                    if let rf = realPath(f.path), rf.hasPrefix(real.hasSuffix("/") ? real : real + "/") {
+                    if let rf = realPath(f.path), rf.hasBytePrefix(real.hasByteSuffix("/") ? real : real + "/") {
                         throw FTQError.usage("output.is-input", "output directory \(out) holds the input \(f.path); choose another output path")
                     }
                 }
@@ -106,7 +106,7 @@ public struct Converter {
     func writeSafetensors(_ tensors: [TensorEntry], metadata: [(String, String)]?, to path: String,
                           progress: Progress? = nil) throws -> WrittenFile {
         let specs = try tensors.map { t in (name: t.name, dtype: try targetDType(t), shape: t.shape) }
-        let layout = try SafetensorsLayout(tensors: specs, metadata: metadata)
+        let layout = try naming(path) { try SafetensorsLayout(tensors: specs, metadata: metadata) }
         let out = try OutputFile(path, overwrite: options.overwrite)
         do {
             let prog = progress ?? Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
@@ -147,7 +147,7 @@ public struct Converter {
         let allPlain = plainTargets.allSatisfy { $0 != nil }
         var metadata: [(String, GGUFValue)] = []
         if model.format == .gguf {
-            for (k, v) in model.metadata where !k.hasPrefix("split.") {
+            for (k, v) in model.metadata where !k.hasBytePrefix("split.") {
                 guard case var .gguf(g) = v else { continue }
                 // general.file_type names the model's main type; keep it true after --dtype.
                 if k == "general.file_type", allPlain, let d = options.dtype, case .u32 = g {
@@ -156,7 +156,7 @@ public struct Converter {
                 metadata.append((k, g))
             }
         }
-        let layout = try GGUFLayout(metadata: metadata, tensors: specs)
+        let layout = try naming(path) { try GGUFLayout(metadata: metadata, tensors: specs) }
         let out = try OutputFile(path, overwrite: options.overwrite)
         do {
             let prog = Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
@@ -226,10 +226,12 @@ public struct Converter {
             if !entries.isEmpty && !options.overwrite {
                 throw FTQError.usage("output.exists", "\(dir) already exists and is not empty (use --force to replace the model files in it)")
             }
+        case let .inaccessible(reason):
+            throw FTQError.io("io.open", file: dir, "cannot check the output path: \(reason)")
         default:
             throw FTQError.usage("output.exists", "\(dir) exists and is not a directory")
         }
-        let (parent, base) = splitPath(dir.hasSuffix("/") ? String(dir.dropLast()) : dir)
+        let (parent, base) = splitPath(dir.hasByteSuffix("/") ? String(dir.dropLast()) : dir)
         let stage = joinPath(parent, ".\(base).\(getpid()).ftq-tmp")
         guard mkdir(stage, 0o755) == 0 else {
             throw FTQError.io("io.create", file: stage, "cannot create a staging directory: \(systemError(errno))")
@@ -285,10 +287,15 @@ public struct Converter {
             }
         }
         for name in try listDirectory(dir) where !keep.contains(name) {
-            if name.hasSuffix(".safetensors") || name == ShardedModel.indexName {
+            if name.hasByteSuffix(".safetensors") || name == ShardedModel.indexName {
                 unlink(joinPath(dir, name))
             }
         }
+    }
+
+    /// Runs `body`, naming `output` in its errors: the output cannot be written as asked.
+    func naming<T>(_ output: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as FTQError { throw e.inFile(output) }
     }
 
     // MARK: data

@@ -74,9 +74,31 @@ public struct GGUFArray: Sendable, Equatable {
             let et = GGUFValueType(rawValue: int(UInt32.self))!
             let n = Int(int(UInt64.self))
             let start = pos
-            var items: [GGUFValue] = []
-            for _ in 0..<n { items.append(decode(et, b, &pos)) }
+            skip(et, count: n, b, &pos)
             return .array(GGUFArray(elementType: et, count: n, raw: Array(b[start..<pos])))
+        }
+    }
+
+    /// Advances `pos` past `count` encoded elements of `type` without decoding them.
+    static func skip(_ type: GGUFValueType, count: Int, _ b: [UInt8], _ pos: inout Int) {
+        if let size = type.fixedSize { pos += count * size; return }
+        func u64() -> Int {
+            var v: UInt64 = 0
+            for k in 0..<8 { v |= UInt64(b[pos + k]) << (8 * UInt64(k)) }
+            pos += 8
+            return Int(v)
+        }
+        for _ in 0..<count {
+            if type == .string {
+                let n = u64()
+                pos += n
+            } else {
+                var t: UInt32 = 0
+                for k in 0..<4 { t |= UInt32(b[pos + k]) << (8 * UInt32(k)) }
+                pos += 4
+                let n = u64()
+                skip(GGUFValueType(rawValue: t)!, count: n, b, &pos)
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ import FTQCore
 public enum GGUFSplit {
     /// Parses `PREFIX-NNNNN-of-MMMMM.gguf` into (prefix, part, count).
     public static func parseName(_ path: String) -> (prefix: String, part: Int, count: Int)? {
-        guard path.hasSuffix(".gguf") else { return nil }
+        guard path.hasByteSuffix(".gguf") else { return nil }
         let stem = Array(path.dropLast(5).utf8)
         // "-" 5 digits "-of-" 5 digits = 15 bytes
         guard stem.count > 15 else { return nil }

@@ -56,6 +56,9 @@ public struct SafetensorsLayout: Sendable {
             }
             let count = try Checked.product(t.shape, "safetensors.size-overflow", "tensor \"\(t.name)\"")
             guard let nbytes = t.dtype.byteCount(elements: count) else {
+                if count.multipliedReportingOverflow(by: t.dtype.bits).overflow {
+                    throw FTQError.invalid("safetensors.size-overflow", "tensor \"\(t.name)\": \(count) elements of \(t.dtype.rawValue) overflow a 64-bit size")
+                }
                 throw FTQError.invalid("safetensors.partial-byte", "tensor \"\(t.name)\": \(count) elements of \(t.dtype.rawValue) do not fill whole bytes")
             }
             items.append(Item(name: t.name, dtype: t.dtype, shape: t.shape, nbytes: nbytes, source: k))

@@ -12,7 +12,7 @@ public enum ShardedModel {
     /// Opens a directory as one model (rules D1-D8).
     public static func open(directory dir: String) throws -> Model {
         let names = try listDirectory(dir)
-        let indexes = names.filter { $0.hasSuffix(".safetensors.index.json") }.sorted()
+        let indexes = names.filter { $0.hasByteSuffix(".safetensors.index.json") }.sorted()
         let indexName: String?
         if indexes.contains(Self.indexName) {
             indexName = Self.indexName
@@ -26,7 +26,7 @@ public enum ShardedModel {
         }
         guard let indexName else {
             // D1: no index: exactly one safetensors file.
-            let files = names.filter { $0.hasSuffix(".safetensors") }.sorted()
+            let files = names.filter { $0.hasByteSuffix(".safetensors") }.sorted()
             if files.count == 1 {
                 return try relabel(SafetensorsFile.open(joinPath(dir, files[0])), path: dir)
             }
@@ -38,7 +38,7 @@ public enum ShardedModel {
         }
         // D2: a stray single-file model beside shards.
         let base = String(indexName.dropLast(".index.json".count))
-        if names.contains(base) {
+        if names.contains(where: { ExactName($0) == ExactName(base) }) {
             throw FTQError.invalid("index.stray-single-file", file: dir,
                 "both \(base) and \(indexName) are present: it is not clear which is the model; remove the stale one")
         }
@@ -133,9 +133,10 @@ public enum ShardedModel {
     }
 
     static func checkShardName(_ shard: String, indexPath: String) throws {
-        let parts = shard.split(separator: "/", omittingEmptySubsequences: false)
-        if shard.isEmpty || shard.hasPrefix("/") || shard.contains("\\") || shard.contains("\0")
-            || parts.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty }) {
+        let bytes = Array(shard.utf8)
+        let parts = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        if bytes.isEmpty || bytes.first == UInt8(ascii: "/") || bytes.contains(UInt8(ascii: "\\")) || bytes.contains(0)
+            || parts.contains(where: { $0.isEmpty || Array($0) == [0x2e] || Array($0) == [0x2e, 0x2e] }) {
             throw FTQError.invalid("index.shard-outside-directory", file: indexPath,
                 "shard name \"\(shard)\" is not a plain relative path inside the model directory; refusing to open it")
         }
@@ -150,7 +151,7 @@ public enum ShardedModel {
         guard let realShard = realpath(shardPath, nil) else { return }  // missing: reported by the caller
         defer { free(realShard) }
         let d = String(cString: realDir), s = String(cString: realShard)
-        if !s.hasPrefix(d.hasSuffix("/") ? d : d + "/") {
+        if !s.hasBytePrefix(d.hasByteSuffix("/") ? d : d + "/") {
             throw FTQError.invalid("index.shard-outside-directory", file: indexPath,
                 "shard \"\(shard)\" resolves to \(s), outside the model directory; refusing to open it")
         }
