@@ -66,6 +66,21 @@ import Testing
         #expect(found)
     }
 
+    @Test func version2ReadsLikeVersion3() throws {
+        let (path, _) = try writeFile(Self.everyValue, [("w", .F16, [4, 8])])
+        var bytes = try InputFile(path).read(at: 0, count: InputFile(path).size)
+        bytes[4] = 2  // the version field: v2 has v3's layout
+        let v2 = try FormatTestSupport.tempFile(bytes, name: "v2.gguf")
+        let a = try GGUFReader.open(path), b = try GGUFReader.open(v2)
+        #expect(a.version == 3 && b.version == 2)
+        #expect(a.metadata.map(\.0) == b.metadata.map(\.0))
+        #expect(zip(a.metadata, b.metadata).allSatisfy { $0.1 == $1.1 })
+        #expect(a.tensors.map(\.offset) == b.tensors.map(\.offset))
+        bytes[4] = 1
+        let v1 = try FormatTestSupport.tempFile(bytes, name: "v1.gguf")
+        #expect(FormatTestSupport.errorCode { _ = try GGUFReader.open(v1) } == "gguf.unsupported-version")
+    }
+
     @Test func writerRefusesWhatGGMLCannotLoad() {
         #expect(FormatTestSupport.errorCode { _ = try GGUFLayout(metadata: [], tensors: [(String(repeating: "x", count: 64), .F32, [1])]) } == "gguf.name-too-long")
         #expect(FormatTestSupport.errorCode { _ = try GGUFLayout(metadata: [], tensors: [("a", .F32, [1]), ("a", .F32, [1])]) } == "gguf.duplicate-tensor")
