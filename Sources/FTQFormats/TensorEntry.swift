@@ -155,12 +155,19 @@ public final class Model: @unchecked Sendable {
     /// The read size used when streaming tensor data: 8 MiB.
     public static let chunkBytes = 8 << 20
 
+    ///
+    /// With `buffer` (at least `chunkBytes` long) the chunks are read into it, so that a caller
+    /// streaming many tensors reuses one buffer; otherwise one is allocated for this call.
     public func forEachChunk(of t: TensorEntry, chunkBytes: Int = Model.chunkBytes, granule: Int = 8,
+                             buffer: UnsafeMutableRawBufferPointer? = nil,
                              _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let file = files[t.fileIndex]
         let step = max(granule, chunkBytes - chunkBytes % granule)
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: min(step, max(t.nbytes, 1)), alignment: 64)
-        defer { buf.deallocate() }
+        let owned = buffer == nil
+            ? UnsafeMutableRawBufferPointer.allocate(byteCount: min(step, max(t.nbytes, 1)), alignment: 64) : nil
+        defer { owned?.deallocate() }
+        let buf = buffer ?? owned!
+        precondition(buf.count >= min(step, t.nbytes))
         var done = 0
         while done < t.nbytes {
             let n = min(step, t.nbytes - done)

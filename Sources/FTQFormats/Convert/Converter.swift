@@ -111,8 +111,9 @@ public struct Converter {
         do {
             let prog = progress ?? Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
+            let buffers = ChunkBuffers()
             for item in layout.items {
-                try copy(tensors[item.source], as: item.dtype, to: out, progress: prog)
+                try copy(tensors[item.source], as: item.dtype, to: out, progress: prog, buffers: buffers)
             }
             if progress == nil { prog.finish() }
             try out.commit()
@@ -161,8 +162,9 @@ public struct Converter {
         do {
             let prog = Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
+            let buffers = ChunkBuffers()
             for (k, item) in layout.items.enumerated() {
-                try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog)
+                try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers)
                 try out.writeZeros(item.padding)
             }
             prog.finish()
@@ -301,21 +303,18 @@ public struct Converter {
     // MARK: data
 
     /// Streams one tensor's data to `out`, converting floats to `dtype` on the way (nil: the
-    /// bytes unchanged).
-    func copy(_ t: TensorEntry, as dtype: DType?, to out: OutputFile, progress: Progress) throws {
+    /// bytes unchanged), through the two buffers of `buffers`.
+    func copy(_ t: TensorEntry, as dtype: DType?, to out: OutputFile, progress: Progress, buffers: ChunkBuffers) throws {
         guard let src = t.type.plainDType, let dtype, src != dtype else {
-            try model.forEachChunk(of: t) { chunk in
+            try model.forEachChunk(of: t, buffer: buffers.read) { chunk in
                 try out.write(chunk)
                 progress.advance(chunk.count)
             }
             return
         }
         let inSize = src.bits / 8, outSize = dtype.bits / 8
-        // One converted chunk at a time (uninitialised: every byte used is written first).
-        let dst = UnsafeMutableRawBufferPointer.allocate(
-            byteCount: max(1, min(Model.chunkBytes / inSize, t.elementCount) * outSize), alignment: 64)
-        defer { dst.deallocate() }
-        try model.forEachChunk(of: t, granule: inSize) { chunk in
+        let dst = buffers.converted
+        try model.forEachChunk(of: t, granule: inSize, buffer: buffers.read) { chunk in
             let n = chunk.count / inSize
             DTypeConversion.convert(from: src, to: dtype, count: n, src: chunk, dst: dst)
             try out.write(UnsafeRawBufferPointer(rebasing: dst[0..<n * outSize]))
@@ -328,6 +327,18 @@ extension GGUFSplit {
     /// `model-00001-of-00003.safetensors`.
     public static func partNameSafetensors(part: Int, count: Int) -> String {
         String(partName(prefix: "model", part: part, count: count).dropLast(5)) + ".safetensors"
+    }
+}
+
+/// The two buffers a conversion streams through, allocated once per output file: the read
+/// chunk (8 MiB) and its converted copy (up to 16 MiB, when F16/BF16 widens to F32).
+/// Uninitialised: every byte used is written first.
+final class ChunkBuffers {
+    let read = UnsafeMutableRawBufferPointer.allocate(byteCount: Model.chunkBytes, alignment: 64)
+    let converted = UnsafeMutableRawBufferPointer.allocate(byteCount: Model.chunkBytes * 2, alignment: 64)
+    deinit {
+        read.deallocate()
+        converted.deallocate()
     }
 }
 
