@@ -22,7 +22,7 @@ let package = Package(
         // safetensors (single, sharded) and GGUF (single, split) readers and writers.
         .target(name: "FTQFormats", dependencies: ["FTQCore"]),
         // Hashing and compression (libcrypto, libzstd).
-        .target(name: "FTQArtifacts", dependencies: ["FTQCore", "COpenSSL", "CZstd"]),
+        .target(name: "FTQArtifacts", dependencies: ["FTQCore", "FTQFormats", "COpenSSL", "CZstd"]),
         // The subcommands; maps errors to exit codes.
         .target(name: "FTQCommands", dependencies: [
             "FTQCore", "FTQFormats", "FTQArtifacts",

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 
 /// Options every command that writes files takes.
@@ -7,4 +10,16 @@ struct OutputOptions: ParsableArguments {
 
     @Flag(name: [.short, .long], help: "No progress on stderr.")
     var quiet = false
+}
+
+/// `--threads N`: how many cores a command may use. Outputs never depend on it.
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "Threads to use (default: the number of cores). The output is the same for any value.")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be 1 or more") }
+    }
+
+    var count: Int { threads ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }

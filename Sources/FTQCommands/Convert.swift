@@ -1,6 +1,7 @@
 import ArgumentParser
 import FTQCore
 import FTQFormats
+import FTQArtifacts
 
 /// `ftq convert`.
 struct Convert: ParsableCommand {
@@ -38,6 +39,7 @@ struct Convert: ParsableCommand {
     var json = false
 
     @OptionGroup var outputOptions: OutputOptions
+    @OptionGroup var threads: ThreadOptions
 
     func run() throws {
         var target: DType?
@@ -60,18 +62,46 @@ struct Convert: ParsableCommand {
             outputTarget = .hfDirectory(output, maxShardSize: size)
         }
         let model = try ModelOpener.open(input)
-        let converter = Converter(model: model, options: ConvertOptions(dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet))
+        let manifestDir: String
+        let outputFormat: String
+        var maxShard: JSONValue = .null
+        switch outputTarget {
+        case .gguf: manifestDir = splitPath(output).dir; outputFormat = "gguf"
+        case .safetensorsFile: manifestDir = splitPath(output).dir; outputFormat = "safetensors"
+        case let .hfDirectory(dir, size): manifestDir = dir; outputFormat = "hf-directory"; maxShard = .int(size)
+        }
+        // The inputs are hashed on the other cores while the conversion runs.
+        let inputPaths = model.files.map(\.path) + model.auxiliaryFiles
+        let inputHashes = threads.count > 1 ? FileHashing.Background(inputPaths, threads: threads.count - 1) : nil
+        var commandLine = ["ftq", "convert", ArtifactPaths.relative(input, to: manifestDir), "-o", ArtifactPaths.relative(output, to: manifestDir)]
+        if let dtype { commandLine += ["--dtype", dtype.lowercased()] }
+        if let maxShardSize { commandLine += ["--max-shard-size", maxShardSize] }
+        let command = commandLine
+        let options: [(String, JSONValue)] = [
+            ("output_format", .string(outputFormat)),
+            ("dtype", target.map { .string($0.rawValue) } ?? .null),
+            ("max_shard_size", maxShard),
+        ]
+        let sidecars = ArtifactPaths.sidecars(manifestDirectory: manifestDir) { written in
+            let digests = try inputHashes?.wait() ?? FileHashing.hash(inputPaths, threads: 1)
+            return Manifest(toolVersion: FTQ.version, command: command, options: options,
+                            inputs: digests.map { .init(path: ArtifactPaths.relative($0.path, to: manifestDir), size: $0.size, sha256: $0.sha256) },
+                            outputs: written.map(Manifest.Output.init))
+        }
+        let converter = Converter(model: model, options: ConvertOptions(
+            dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet,
+            digest: FileHashing.sha256, sidecars: sidecars))
         let written = try converter.run(to: outputTarget)
         if json {
             let v = JSONValue.object([
                 ("input", .string(input)),
                 ("outputs", .array(written.map { w in
-                    .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors))])
+                    .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors.count))])
                 })),
             ])
             try printOut(JSONText.serialize(v, indent: 2) + "\n")
         } else {
-            try printOut(written.map { "wrote \($0.path) (\($0.tensors) tensors, \($0.bytes) bytes)\n" }.joined())
+            try printOut(written.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined())
         }
     }
 }

@@ -19,12 +19,17 @@ public final class OutputFile: @unchecked Sendable {
     private let bufferLimit = 4 << 20
     /// Bytes written so far (including buffered ones).
     public private(set) var bytesWritten: Int = 0
+    /// The digest of every byte written, when the file was made with a ``DigestMaker``.
+    private let digest: StreamDigest?
+    private var finished = false
 
     /// Creates the temporary file beside `finalPath`.
     ///
-    /// Refuses an existing `finalPath` unless `overwrite` is true.
-    public init(_ finalPath: String, overwrite: Bool) throws {
+    /// Refuses an existing `finalPath` unless `overwrite` is true. With `digest`, every byte
+    /// written is hashed on the way (``digestHex``), so the file never has to be read back.
+    public init(_ finalPath: String, overwrite: Bool, digest: DigestMaker? = nil) throws {
         self.finalPath = finalPath
+        self.digest = digest?()
         switch PathKind.of(finalPath) {
         case .missing: break
         case let .inaccessible(reason):
@@ -47,12 +52,13 @@ public final class OutputFile: @unchecked Sendable {
     }
 
     deinit {
-        if fd >= 0 { abort() }
+        if fd >= 0 || (finished && TempFileRegistry.shared.contains(tempPath)) { abort() }
     }
 
     /// Appends bytes.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         bytesWritten += bytes.count
+        digest?.update(bytes)
         if buffer.count + bytes.count <= bufferLimit {
             buffer.append(contentsOf: bytes)
             return
@@ -94,8 +100,11 @@ public final class OutputFile: @unchecked Sendable {
         }
     }
 
-    /// Flushes, syncs and renames the file to its final name.
-    public func commit() throws {
+    /// Flushes and syncs the temporary file, and returns the digest of its bytes (nil without
+    /// a digest). The file is complete but not yet at its final name: see ``commit()``.
+    @discardableResult
+    public func finish() throws -> String? {
+        precondition(!finished && fd >= 0)
         try flush()
         if fsync(fd) != 0 {
             let e = errno
@@ -103,6 +112,13 @@ public final class OutputFile: @unchecked Sendable {
         }
         close(fd)
         fd = -1
+        finished = true
+        return digest?.finalizeHex()
+    }
+
+    /// Renames the finished file to its final name (finishing it first if needed).
+    public func commit() throws {
+        if !finished { try finish() }
         if rename(tempPath, finalPath) != 0 {
             let e = errno
             unlink(tempPath)
@@ -118,6 +134,7 @@ public final class OutputFile: @unchecked Sendable {
     /// Removes the temporary file; the final name is never touched.
     public func abort() {
         if fd >= 0 { close(fd); fd = -1 }
+        finished = true
         unlink(tempPath)
         TempFileRegistry.shared.remove(tempPath)
     }
@@ -148,6 +165,7 @@ public final class TempFileRegistry: @unchecked Sendable {
 
     func add(_ p: String) { lock.withLock { _ = paths.insert(p) } }
     func remove(_ p: String) { lock.withLock { _ = paths.remove(p) } }
+    func contains(_ p: String) -> Bool { lock.withLock { paths.contains(p) } }
     /// Registers a staging directory whose plain files are removed on SIGINT/SIGTERM.
     public func addDirectory(_ p: String) { lock.withLock { _ = dirs.insert(p) } }
     public func removeDirectory(_ p: String) { lock.withLock { _ = dirs.remove(p) } }

@@ -117,11 +117,14 @@ public final class Model: @unchecked Sendable {
     public let tensors: [TensorEntry]
     /// Each safetensors file's own `__metadata__` (nil where a file has none; all nil for GGUF).
     public let fileMetadata: [[(String, String)]?]
+    /// Files read besides those holding tensors (a sharded model's index).
+    public let auxiliaryFiles: [String]
     private let index: [ExactName: Int]
 
     public init(format: ModelFormat, version: Int?, path: String, files: [InputFile],
                 metadata: [(String, MetadataValue)], tensors: [TensorEntry],
-                fileMetadata: [[(String, String)]?]? = nil) throws {
+                fileMetadata: [[(String, String)]?]? = nil, auxiliaryFiles: [String] = []) throws {
+        self.auxiliaryFiles = auxiliaryFiles
         self.fileMetadata = fileMetadata ?? Array(repeating: nil, count: files.count)
         self.format = format
         self.version = version

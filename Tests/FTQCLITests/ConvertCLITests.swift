@@ -102,7 +102,7 @@ import Testing
         r = try TestSupport.ftq(["convert", src, "-o", out, "--force"])
         #expect(r.status == 0, "\(r.stderr)")
         // One shard now: model.safetensors, no index, no stale shard; other files kept.
-        #expect(Self.files(out) == ["config.json", "model.safetensors"])
+        #expect(Self.files(out) == ["SHA256SUMS", "config.json", "ftq-manifest.json", "model.safetensors"])
         #expect(manyShards > 3)
     }
 

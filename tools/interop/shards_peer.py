@@ -48,6 +48,9 @@ def cmd_big(out_dir):
     report([], tensors=len(tensors), bytes=sum(a.nbytes for a in tensors.values()))
 
 
+SIDECARS = ("ftq-manifest.json", "SHA256SUMS")
+
+
 def hf_index_text(weight_map, total_size, total_parameters):
     """The index as transformers' save_pretrained writes it (json.dumps, indent 2, sorted keys,
     ASCII escapes) with a final newline; recent transformers record total_parameters too."""
@@ -58,7 +61,8 @@ def hf_index_text(weight_map, total_size, total_parameters):
 def cmd_check_sharded(out_dir, src, limit):
     limit = int(limit)
     problems = []
-    names = sorted(os.listdir(out_dir))
+    # ftq's manifest and checksum list sit beside the model files (checked by the CLI tests).
+    names = sorted(n for n in os.listdir(out_dir) if n not in SIDECARS)
     shards = [n for n in names if n != INDEX]
     count = len(shards)
     expected = [f"model-{k:05d}-of-{count:05d}.safetensors" for k in range(1, count + 1)]
@@ -108,7 +112,7 @@ def cmd_check_sharded(out_dir, src, limit):
 
 def cmd_check_single(out_dir, src):
     problems = []
-    names = sorted(os.listdir(out_dir))
+    names = sorted(n for n in os.listdir(out_dir) if n not in SIDECARS)
     if names != ["model.safetensors"]:
         problems.append(f"files {names}, expected only model.safetensors")
     else:

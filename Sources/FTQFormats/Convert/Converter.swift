@@ -25,19 +25,65 @@ public struct ConvertOptions: Sendable {
     public var dtype: DType?
     public var overwrite: Bool
     public var quiet: Bool
+    /// With a digest, every output file and every tensor's data is hashed while it is written.
+    public var digest: DigestMaker?
+    /// Files written with the outputs (a manifest and checksums), made from what was written.
+    public var sidecars: Sidecars?
 
-    public init(dtype: DType? = nil, overwrite: Bool = false, quiet: Bool = false) {
+    public init(dtype: DType? = nil, overwrite: Bool = false, quiet: Bool = false,
+                digest: DigestMaker? = nil, sidecars: Sidecars? = nil) {
         self.dtype = dtype
         self.overwrite = overwrite
         self.quiet = quiet
+        self.digest = digest
+        self.sidecars = sidecars
     }
+}
+
+/// Files that accompany an output: beside a file output (its name plus a suffix) or inside a
+/// directory output. They are written, each atomically, after the outputs are complete and
+/// before the outputs are renamed into place, so no output appears without them.
+public struct Sidecars: Sendable {
+    /// Suffixes appended to a file output's name (`.manifest.json`, `.sha256`).
+    public var fileSuffixes: [String]
+    /// Names inside a directory output (`ftq-manifest.json`, `SHA256SUMS`).
+    public var directoryNames: [String]
+    /// The sidecars' contents from the files written (whose `name`s are relative to the
+    /// sidecars' directory) and the sidecars' own names there, in the same order.
+    public var make: @Sendable (_ written: [WrittenFile], _ names: [String]) throws -> [[UInt8]]
+
+    public init(fileSuffixes: [String], directoryNames: [String],
+                make: @escaping @Sendable (_ written: [WrittenFile], _ names: [String]) throws -> [[UInt8]]) {
+        self.fileSuffixes = fileSuffixes
+        self.directoryNames = directoryNames
+        self.make = make
+    }
+}
+
+/// One tensor as written.
+public struct WrittenTensor: Sendable {
+    public var name: String
+    /// The output format's type name.
+    public var dtype: String
+    public var shape: [Int]
+    /// Absolute offset of the data in the file.
+    public var offset: Int
+    public var nbytes: Int
+    /// SHA-256 of the data bytes, when hashing.
+    public var sha256: String?
 }
 
 /// One file the converter wrote.
 public struct WrittenFile: Sendable {
+    /// The path as written (the output path, or the output directory joined with `name`).
     public var path: String
+    /// The name relative to the directory that holds the sidecars.
+    public var name: String
     public var bytes: Int
-    public var tensors: Int
+    /// Model tensors in file order; empty for an index file.
+    public var tensors: [WrittenTensor]
+    /// SHA-256 of the whole file, when hashing.
+    public var sha256: String?
 }
 
 /// Format conversion with memory bounded by one chunk (8 MiB), whatever the model's size
@@ -63,18 +109,52 @@ public struct Converter {
         return d
     }
 
-    /// Writes the model to `target` and returns the files written.
+    /// Writes the model to `target` and returns the files written (sidecars not included).
     public func run(to target: OutputTarget) throws -> [WrittenFile] {
         try refuseInputAsOutput(target.path)
         switch target {
         case let .safetensorsFile(path):
+            try refuseExistingSidecars(of: path)
             let meta = sourceSafetensorsMetadata()
-            return [try writeSafetensors(model.tensors, metadata: meta, to: path)]
+            return try commitWithSidecars(try writeSafetensors(model.tensors, metadata: meta, to: path))
         case let .gguf(path):
-            return [try writeGGUF(to: path)]
+            try refuseExistingSidecars(of: path)
+            return try commitWithSidecars(try writeGGUF(to: path))
         case let .hfDirectory(dir, maxShardSize):
             return try writeDirectory(dir, maxShardSize: maxShardSize)
         }
+    }
+
+    /// A file output's sidecars exist: refused, like the output itself, without --force.
+    func refuseExistingSidecars(of path: String) throws {
+        for suffix in options.sidecars?.fileSuffixes ?? [] {
+            let p = path + suffix
+            switch PathKind.of(p) {
+            case .missing: continue
+            case .directory: throw FTQError.usage("output.is-directory", "\(p) is a directory, expected a file name")
+            default:
+                if !options.overwrite { throw FTQError.usage("output.exists", "\(p) already exists (use --force to replace it)") }
+            }
+        }
+    }
+
+    /// Writes a finished single-file output's sidecars, then renames the output into place.
+    func commitWithSidecars(_ staged: (OutputFile, WrittenFile)) throws -> [WrittenFile] {
+        let (out, written) = staged
+        do {
+            if let sidecars = options.sidecars {
+                let contents = try sidecars.make([written], sidecars.fileSuffixes.map { written.name + $0 })
+                for (suffix, bytes) in zip(sidecars.fileSuffixes, contents) {
+                    let f = try OutputFile(written.path + suffix, overwrite: true)
+                    do { try f.write(bytes); try f.commit() } catch { f.abort(); throw error }
+                }
+            }
+            try out.commit()
+        } catch {
+            out.abort()
+            throw error
+        }
+        return [written]
     }
 
     /// safetensors `__metadata__` for the output: the (first) source file's, exactly as it
@@ -103,30 +183,39 @@ public struct Converter {
 
     // MARK: safetensors
 
+    /// Writes a safetensors file under its temporary name and finishes it (not yet renamed).
     func writeSafetensors(_ tensors: [TensorEntry], metadata: [(String, String)]?, to path: String,
-                          progress: Progress? = nil) throws -> WrittenFile {
+                          name: String? = nil, progress: Progress? = nil) throws -> (OutputFile, WrittenFile) {
         let specs = try tensors.map { t in (name: t.name, dtype: try targetDType(t), shape: t.shape) }
         let layout = try naming(path) { try SafetensorsLayout(tensors: specs, metadata: metadata) }
-        let out = try OutputFile(path, overwrite: options.overwrite)
+        let out = try OutputFile(path, overwrite: options.overwrite, digest: options.digest)
+        var written: [WrittenTensor] = []
+        let sha: String?
         do {
             let prog = progress ?? Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
             let buffers = ChunkBuffers()
+            var offset = layout.headerBytes.count
             for item in layout.items {
-                try copy(tensors[item.source], as: item.dtype, to: out, progress: prog, buffers: buffers)
+                let digest = try copy(tensors[item.source], as: item.dtype, to: out, progress: prog, buffers: buffers)
+                written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape,
+                                             offset: offset, nbytes: item.nbytes, sha256: digest))
+                offset += item.nbytes
             }
             if progress == nil { prog.finish() }
-            try out.commit()
+            sha = try out.finish()
         } catch {
             out.abort()
             throw error
         }
-        return WrittenFile(path: path, bytes: layout.fileSize, tensors: tensors.count)
+        return (out, WrittenFile(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize,
+                                 tensors: written, sha256: sha))
     }
 
     // MARK: GGUF
 
-    func writeGGUF(to path: String) throws -> WrittenFile {
+    /// Writes a GGUF file under its temporary name and finishes it (not yet renamed).
+    func writeGGUF(to path: String) throws -> (OutputFile, WrittenFile) {
         // Each tensor's output type: quantized GGUF tensors are copied unchanged; plain ones
         // take --dtype where it applies.
         var specs: [(name: String, type: GGMLType, shape: [Int])] = []
@@ -158,22 +247,26 @@ public struct Converter {
             }
         }
         let layout = try naming(path) { try GGUFLayout(metadata: metadata, tensors: specs) }
-        let out = try OutputFile(path, overwrite: options.overwrite)
+        let out = try OutputFile(path, overwrite: options.overwrite, digest: options.digest)
+        var written: [WrittenTensor] = []
+        let sha: String?
         do {
             let prog = Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
             let buffers = ChunkBuffers()
             for (k, item) in layout.items.enumerated() {
-                try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers)
+                let digest = try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers)
+                written.append(WrittenTensor(name: item.name, dtype: item.type.name, shape: item.shape,
+                                             offset: layout.headerBytes.count + item.offset, nbytes: item.nbytes, sha256: digest))
                 try out.writeZeros(item.padding)
             }
             prog.finish()
-            try out.commit()
+            sha = try out.finish()
         } catch {
             out.abort()
             throw error
         }
-        return WrittenFile(path: path, bytes: layout.fileSize, tensors: specs.count)
+        return (out, WrittenFile(path: path, name: splitPath(path).base, bytes: layout.fileSize, tensors: written, sha256: sha))
     }
 
     // MARK: Hugging Face directories
@@ -245,12 +338,17 @@ public struct Converter {
         let prog = Progress(label: "convert", totalBytes: total, quiet: options.quiet)
         var written: [WrittenFile] = []
         var weightMap: [(String, String)] = []
+        var shardOptions = options
+        shardOptions.overwrite = true
         for (k, shard) in shards.enumerated() {
             let tensors = shard.map { model.tensors[$0] }
             let staged = joinPath(stage, names[k])
-            let w = try Converter(model: model, options: ConvertOptions(dtype: options.dtype, overwrite: true, quiet: true))
-                .writeSafetensors(tensors, metadata: meta, to: staged, progress: prog)
-            written.append(WrittenFile(path: joinPath(dir, names[k]), bytes: w.bytes, tensors: w.tensors))
+            let (out, w) = try Converter(model: model, options: shardOptions)
+                .writeSafetensors(tensors, metadata: meta, to: staged, name: names[k], progress: prog)
+            try out.commit()
+            var w2 = w
+            w2.path = joinPath(dir, names[k])
+            written.append(w2)
             for t in tensors { weightMap.append((t.name, names[k])) }
         }
         prog.finish()
@@ -263,11 +361,21 @@ public struct Converter {
                 ("weight_map", .object(weightMap.map { ($0.0, .string($0.1)) })),
             ])
             let text = JSONText.serialize(index, indent: 2, asciiOnly: true) + "\n"
-            let out = try OutputFile(joinPath(stage, ShardedModel.indexName), overwrite: true)
+            let out = try OutputFile(joinPath(stage, ShardedModel.indexName), overwrite: true, digest: options.digest)
             try out.write(Array(text.utf8))
+            let sha = try out.finish()
             try out.commit()
-            written.append(WrittenFile(path: joinPath(dir, ShardedModel.indexName), bytes: text.utf8.count, tensors: 0))
+            written.append(WrittenFile(path: joinPath(dir, ShardedModel.indexName), name: ShardedModel.indexName,
+                                       bytes: text.utf8.count, tensors: [], sha256: sha))
             files.append(ShardedModel.indexName)
+        }
+        if let sidecars = options.sidecars {
+            for (name, bytes) in zip(sidecars.directoryNames, try sidecars.make(written, sidecars.directoryNames)) {
+                let out = try OutputFile(joinPath(stage, name), overwrite: true)
+                try out.write(bytes)
+                try out.commit()
+                files.append(name)
+            }
         }
         try install(stage: stage, into: dir, files: files, existed: existing == .directory)
         return written
@@ -303,23 +411,29 @@ public struct Converter {
     // MARK: data
 
     /// Streams one tensor's data to `out`, converting floats to `dtype` on the way (nil: the
-    /// bytes unchanged), through the two buffers of `buffers`.
-    func copy(_ t: TensorEntry, as dtype: DType?, to out: OutputFile, progress: Progress, buffers: ChunkBuffers) throws {
+    /// bytes unchanged), through the two buffers of `buffers`. Returns the digest of the data
+    /// written, when hashing.
+    func copy(_ t: TensorEntry, as dtype: DType?, to out: OutputFile, progress: Progress, buffers: ChunkBuffers) throws -> String? {
+        let digest = options.digest?()
         guard let src = t.type.plainDType, let dtype, src != dtype else {
             try model.forEachChunk(of: t, buffer: buffers.read) { chunk in
                 try out.write(chunk)
+                digest?.update(chunk)
                 progress.advance(chunk.count)
             }
-            return
+            return digest?.finalizeHex()
         }
         let inSize = src.bits / 8, outSize = dtype.bits / 8
         let dst = buffers.converted
         try model.forEachChunk(of: t, granule: inSize, buffer: buffers.read) { chunk in
             let n = chunk.count / inSize
             DTypeConversion.convert(from: src, to: dtype, count: n, src: chunk, dst: dst)
-            try out.write(UnsafeRawBufferPointer(rebasing: dst[0..<n * outSize]))
+            let converted = UnsafeRawBufferPointer(rebasing: dst[0..<n * outSize])
+            try out.write(converted)
+            digest?.update(converted)
             progress.advance(n * outSize)
         }
+        return digest?.finalizeHex()
     }
 }
 

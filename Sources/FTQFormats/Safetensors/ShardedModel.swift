@@ -129,7 +129,7 @@ public enum ShardedModel {
         }
         // D8 (across shards) is the model's duplicate-name check.
         return try Model(format: .safetensors, version: nil, path: dir.isEmpty ? "." : dir, files: files,
-                         metadata: metadata, tensors: tensors, fileMetadata: fileMetadata)
+                         metadata: metadata, tensors: tensors, fileMetadata: fileMetadata, auxiliaryFiles: [indexPath])
     }
 
     static func checkShardName(_ shard: String, indexPath: String) throws {
@@ -159,7 +159,7 @@ public enum ShardedModel {
 
     static func relabel(_ m: Model, path: String) throws -> Model {
         try Model(format: m.format, version: m.version, path: path, files: m.files, metadata: m.metadata,
-                  tensors: m.tensors, fileMetadata: m.fileMetadata)
+                  tensors: m.tensors, fileMetadata: m.fileMetadata, auxiliaryFiles: m.auxiliaryFiles)
     }
 }
 
