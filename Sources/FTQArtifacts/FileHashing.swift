@@ -18,6 +18,11 @@ public enum FileHashing {
     /// Hashes `paths` with up to `threads` files at a time; results in the order of `paths`.
     /// The first error (in path order) is thrown.
     public static func hash(_ paths: [String], threads: Int) throws -> [FileDigest] {
+        try hashAll(paths, threads: threads).map { try $0.get() }
+    }
+
+    /// Like ``hash(_:threads:)``, with each file's own outcome.
+    public static func hashAll(_ paths: [String], threads: Int) throws -> [Result<FileDigest, Error>] {
         final class Slots: @unchecked Sendable {
             var results: [Result<FileDigest, Error>?]
             init(_ n: Int) { results = Array(repeating: nil, count: n) }
@@ -43,7 +48,7 @@ public enum FileHashing {
             }
         }
         group.wait()
-        return try slots.results.map { try $0!.get() }
+        return slots.results.map { $0! }
     }
 
     /// SHA-256 of `nbytes` bytes at `offset` of a file (a tensor's data).
@@ -60,11 +65,45 @@ public enum FileHashing {
         return h.finalizeHex()
     }
 
-    /// Every tensor's data digest, in the model's order.
-    public static func tensorDigests(_ model: Model) throws -> [(TensorEntry, String)] {
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 4096)
-        defer { buf.deallocate() }
-        return try model.tensors.map { t in (t, try hashRange(model.file(of: t), offset: t.offset, nbytes: t.nbytes, buffer: buf)) }
+    /// Every tensor's data digest, in the model's order, `threads` tensors at a time.
+    public static func tensorDigests(_ model: Model, threads: Int = 1) throws -> [(TensorEntry, String)] {
+        try ranges(model.tensors.map { (model.file(of: $0), $0.offset, $0.nbytes) }, threads: threads)
+            .enumerated().map { (model.tensors[$0.offset], $0.element) }
+    }
+
+    /// Digests of byte ranges of files, `threads` at a time; results in order.
+    public static func ranges(_ ranges: [(InputFile, Int, Int)], threads: Int) throws -> [String] {
+        final class Slots: @unchecked Sendable {
+            var results: [Result<String, Error>?]
+            var next = 0
+            init(_ n: Int) { results = Array(repeating: nil, count: n) }
+        }
+        let slots = Slots(ranges.count)
+        let workers = max(1, min(threads, ranges.count))
+        let lock = DispatchSemaphore(value: 1)
+        let group = DispatchGroup()
+        nonisolated(unsafe) let items = ranges
+        for _ in 0..<workers {
+            group.enter()
+            DispatchQueue.global().async {
+                let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 4096)
+                defer { buf.deallocate(); group.leave() }
+                while true {
+                    lock.wait()
+                    let k = slots.next
+                    slots.next += 1
+                    lock.signal()
+                    if k >= items.count { return }
+                    let (f, off, n) = items[k]
+                    let r = Result { try hashRange(f, offset: off, nbytes: n, buffer: buf) }
+                    lock.wait()
+                    slots.results[k] = r
+                    lock.signal()
+                }
+            }
+        }
+        group.wait()
+        return try slots.results.map { try $0!.get() }
     }
 
     /// Hashes files on a background thread while the caller does other work (the inputs of a

@@ -41,9 +41,12 @@ public struct Manifest: Sendable, Equatable {
         public var path: String
         public var size: Int
         public var sha256: String
+        /// For model files: SHA-256 of the bytes outside tensor data (header, metadata,
+        /// padding) in file order, so that verify can tell a damaged header from damaged data.
+        public var otherSHA256: String?
         public var tensors: [Tensor]
-        public init(path: String, size: Int, sha256: String, tensors: [Tensor]) {
-            self.path = path; self.size = size; self.sha256 = sha256; self.tensors = tensors
+        public init(path: String, size: Int, sha256: String, otherSHA256: String? = nil, tensors: [Tensor]) {
+            self.path = path; self.size = size; self.sha256 = sha256; self.otherSHA256 = otherSHA256; self.tensors = tensors
         }
     }
 
@@ -83,6 +86,7 @@ public struct Manifest: Sendable, Equatable {
             ("outputs", .array(outputs.map { o in
                 .object([
                     ("path", .string(o.path)), ("size", .int(o.size)), ("sha256", .string(o.sha256)),
+                    ("other_sha256", o.otherSHA256.map { .string($0) } ?? .null),
                     ("tensors", .array(o.tensors.map { t in
                         .object([
                             ("name", .string(t.name)), ("dtype", .string(t.dtype)),
@@ -159,8 +163,10 @@ public struct Manifest: Sendable, Equatable {
                               offset: try int(t["offset"], "\(w).offset"), nbytes: try int(t["nbytes"], "\(w).nbytes"),
                               sha256: try digest(t["sha256"], "\(w).sha256"))
             }
+            var other: String? = nil
+            if let o = v["other_sha256"], o != .null { other = try digest(o, "outputs[\(k)].other_sha256") }
             return Output(path: path, size: try int(v["size"], "outputs[\(k)].size"),
-                          sha256: try digest(v["sha256"], "outputs[\(k)].sha256"), tensors: tensors)
+                          sha256: try digest(v["sha256"], "outputs[\(k)].sha256"), otherSHA256: other, tensors: tensors)
         }
         return Manifest(toolVersion: version, command: command, options: options, inputs: inputs, outputs: outputs)
     }

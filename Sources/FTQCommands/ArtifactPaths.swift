@@ -31,7 +31,7 @@ enum ArtifactPaths {
 extension Manifest.Output {
     /// A manifest entry for a file the converter wrote and hashed.
     init(_ w: WrittenFile) {
-        self.init(path: w.name, size: w.bytes, sha256: w.sha256 ?? "",
+        self.init(path: w.name, size: w.bytes, sha256: w.sha256 ?? "", otherSHA256: w.tensors.isEmpty ? nil : w.otherSHA256,
                   tensors: w.tensors.map { .init(name: $0.name, dtype: $0.dtype, shape: $0.shape, offset: $0.offset,
                                                  nbytes: $0.nbytes, sha256: $0.sha256 ?? "") })
     }

@@ -29,7 +29,7 @@ public struct FTQ: ParsableCommand {
         Errors are one line on stderr naming the file and, where it applies, the tensor or byte offset.
         """,
         version: FTQ.version,
-        subcommands: [Inspect.self, Convert.self] + packSubcommands + [Version.self]
+        subcommands: [Inspect.self, Convert.self, Hash.self, Verify.self] + packSubcommands + [Version.self]
     )
 
     public init() {}

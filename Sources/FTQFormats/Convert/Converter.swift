@@ -84,6 +84,9 @@ public struct WrittenFile: Sendable {
     public var tensors: [WrittenTensor]
     /// SHA-256 of the whole file, when hashing.
     public var sha256: String?
+    /// SHA-256 of the bytes outside tensor data (header, metadata, padding) in file order, for
+    /// model files, when hashing.
+    public var otherSHA256: String? = nil
 }
 
 /// Format conversion with memory bounded by one chunk (8 MiB), whatever the model's size
@@ -191,9 +194,11 @@ public struct Converter {
         let out = try OutputFile(path, overwrite: options.overwrite, digest: options.digest)
         var written: [WrittenTensor] = []
         let sha: String?
+        let rest = options.digest?()
         do {
             let prog = progress ?? Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
+            layout.headerBytes.withUnsafeBytes { rest?.update($0) }
             let buffers = ChunkBuffers()
             var offset = layout.headerBytes.count
             for item in layout.items {
@@ -209,7 +214,7 @@ public struct Converter {
             throw error
         }
         return (out, WrittenFile(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize,
-                                 tensors: written, sha256: sha))
+                                 tensors: written, sha256: sha, otherSHA256: rest?.finalizeHex()))
     }
 
     // MARK: GGUF
@@ -250,15 +255,18 @@ public struct Converter {
         let out = try OutputFile(path, overwrite: options.overwrite, digest: options.digest)
         var written: [WrittenTensor] = []
         let sha: String?
+        let rest = options.digest?()
         do {
             let prog = Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
+            layout.headerBytes.withUnsafeBytes { rest?.update($0) }
             let buffers = ChunkBuffers()
             for (k, item) in layout.items.enumerated() {
                 let digest = try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers)
                 written.append(WrittenTensor(name: item.name, dtype: item.type.name, shape: item.shape,
                                              offset: layout.headerBytes.count + item.offset, nbytes: item.nbytes, sha256: digest))
                 try out.writeZeros(item.padding)
+                if let rest, item.padding > 0 { [UInt8](repeating: 0, count: item.padding).withUnsafeBytes { rest.update($0) } }
             }
             prog.finish()
             sha = try out.finish()
@@ -266,7 +274,8 @@ public struct Converter {
             out.abort()
             throw error
         }
-        return (out, WrittenFile(path: path, name: splitPath(path).base, bytes: layout.fileSize, tensors: written, sha256: sha))
+        return (out, WrittenFile(path: path, name: splitPath(path).base, bytes: layout.fileSize, tensors: written,
+                                 sha256: sha, otherSHA256: rest?.finalizeHex()))
     }
 
     // MARK: Hugging Face directories
