@@ -30,7 +30,7 @@ let package = Package(
         ]),
         .executableTarget(name: "ftq", dependencies: ["FTQCommands"]),
         // Benchmarks (tools/bench/): header parsing and conversion kernels, timed in-process.
-        .executableTarget(name: "ftq-bench", dependencies: ["FTQCore", "FTQFormats"]),
+        .executableTarget(name: "ftq-bench", dependencies: ["FTQCore", "FTQFormats", "FTQArtifacts"]),
 
         .testTarget(name: "FTQCoreTests", dependencies: ["FTQCore"]),
         .testTarget(name: "FTQFormatsTests", dependencies: ["FTQCore", "FTQFormats"]),

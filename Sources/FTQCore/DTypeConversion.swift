@@ -13,13 +13,13 @@ public enum DTypeConversion {
             return
         }
         switch (from, to) {
-        case (.F32, .F16): map(src, dst, count, UInt32.self, UInt16.self) { FloatBits.f32ToF16($0) }
-        case (.F32, .BF16): map(src, dst, count, UInt32.self, UInt16.self) { FloatBits.f32ToBF16($0) }
+        case (.F32, .F16): FastConversion.f32ToF16(src, dst, count)
+        case (.F32, .BF16): FastConversion.f32ToBF16(src, dst, count)
         case (.F32, .F64): map(src, dst, count, UInt32.self, UInt64.self) { FloatBits.f32ToF64($0) }
         case (.F16, .F32): map(src, dst, count, UInt16.self, UInt32.self) { FloatBits.f16ToF32($0) }
         case (.F16, .F64): map(src, dst, count, UInt16.self, UInt64.self) { FloatBits.f16ToF64($0) }
         case (.F16, .BF16): map(src, dst, count, UInt16.self, UInt16.self) { FloatBits.f16ToBF16($0) }
-        case (.BF16, .F32): map(src, dst, count, UInt16.self, UInt32.self) { FloatBits.bf16ToF32($0) }
+        case (.BF16, .F32): FastConversion.bf16ToF32(src, dst, count)
         case (.BF16, .F64): map(src, dst, count, UInt16.self, UInt64.self) { FloatBits.bf16ToF64($0) }
         case (.BF16, .F16): map(src, dst, count, UInt16.self, UInt16.self) { FloatBits.bf16ToF16($0) }
         case (.F64, .F32): map(src, dst, count, UInt64.self, UInt32.self) { FloatBits.f64ToF32($0) }

@@ -2,10 +2,14 @@
 //
 //   ftq-bench header PATH [RUNS]     parse a model's headers RUNS times (default 50)
 //   ftq-bench f32-to-f16 MB          convert MB megabytes of F32 to F16, next to a memcpy of the same bytes
+//   ftq-bench convert-hashing IN OUT [RUNS]
+//                                    convert IN to OUT (a .gguf or .safetensors name) as `ftq convert`
+//                                    does, without and with hashing while writing, alternately
 //
 // Run in release: swift run -c release ftq-bench ...
 import FTQCore
 import FTQFormats
+import FTQArtifacts
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,6 +59,30 @@ do {
         }
         let gb = Double(n * 4) / 1e9
         print("f32->f16: \(format3(gb / median(tConv))) GB/s of input; memcpy of the same bytes: \(format3(gb / median(tCopy))) GB/s")
+    case "convert-hashing":
+        guard args.count >= 4 else { print("usage: ftq-bench convert-hashing IN OUT [RUNS]"); exit(2) }
+        let runs = args.count > 4 ? Int(args[4]) ?? 3 : 3
+        let model = try ModelOpener.open(args[2])
+        let out = args[3]
+        let target: OutputTarget = out.hasSuffix(".gguf") ? .gguf(out) : .safetensorsFile(out)
+        var plain: [Double] = [], hashed: [Double] = []
+        for _ in 0..<runs {
+            for withHash in [false, true] {
+                let t0 = now()
+                var opts = ConvertOptions(dtype: .F16, overwrite: true, quiet: true)
+                var inputs: FileHashing.Background? = nil
+                if withHash {
+                    // As ftq convert: inputs on the other core, outputs and tensors while written.
+                    inputs = FileHashing.Background(model.files.map(\.path), threads: 1)
+                    opts.digest = FileHashing.sha256
+                }
+                _ = try Converter(model: model, options: opts).run(to: target)
+                _ = try inputs?.wait()
+                (withHash ? { hashed.append(now() - t0) } : { plain.append(now() - t0) })()
+            }
+        }
+        let p = median(plain), h = median(hashed)
+        print("convert without hashing: median \(format3(p)) s; with input, output and tensor hashing: median \(format3(h)) s; overhead \(format3((h / p - 1) * 100))% over \(runs) runs")
     default:
         print("unknown benchmark \(args[1])")
         exit(2)

@@ -191,30 +191,29 @@ public struct Converter {
                           name: String? = nil, progress: Progress? = nil) throws -> (OutputFile, WrittenFile) {
         let specs = try tensors.map { t in (name: t.name, dtype: try targetDType(t), shape: t.shape) }
         let layout = try naming(path) { try SafetensorsLayout(tensors: specs, metadata: metadata) }
-        let out = try OutputFile(path, overwrite: options.overwrite, digest: options.digest)
+        let out = try OutputFile(path, overwrite: options.overwrite)
+        let hashes = options.digest.map { HashPipeline($0) }
         var written: [WrittenTensor] = []
-        let sha: String?
-        let rest = options.digest?()
         do {
             let prog = progress ?? Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
-            layout.headerBytes.withUnsafeBytes { rest?.update($0) }
+            hashes?.feed(layout.headerBytes, tensor: false)
             let buffers = ChunkBuffers()
             var offset = layout.headerBytes.count
             for item in layout.items {
-                let digest = try copy(tensors[item.source], as: item.dtype, to: out, progress: prog, buffers: buffers)
+                try copy(tensors[item.source], as: item.dtype, to: out, progress: prog, buffers: buffers, hashes: hashes)
                 written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape,
-                                             offset: offset, nbytes: item.nbytes, sha256: digest))
+                                             offset: offset, nbytes: item.nbytes, sha256: nil))
                 offset += item.nbytes
             }
             if progress == nil { prog.finish() }
-            sha = try out.finish()
+            try out.finish()
         } catch {
             out.abort()
             throw error
         }
-        return (out, WrittenFile(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize,
-                                 tensors: written, sha256: sha, otherSHA256: rest?.finalizeHex()))
+        return (out, Self.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize,
+                                  tensors: written, hashes: hashes))
     }
 
     // MARK: GGUF
@@ -252,30 +251,41 @@ public struct Converter {
             }
         }
         let layout = try naming(path) { try GGUFLayout(metadata: metadata, tensors: specs) }
-        let out = try OutputFile(path, overwrite: options.overwrite, digest: options.digest)
+        let out = try OutputFile(path, overwrite: options.overwrite)
+        let hashes = options.digest.map { HashPipeline($0) }
         var written: [WrittenTensor] = []
-        let sha: String?
-        let rest = options.digest?()
         do {
             let prog = Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
-            layout.headerBytes.withUnsafeBytes { rest?.update($0) }
+            hashes?.feed(layout.headerBytes, tensor: false)
             let buffers = ChunkBuffers()
             for (k, item) in layout.items.enumerated() {
-                let digest = try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers)
+                try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers, hashes: hashes)
                 written.append(WrittenTensor(name: item.name, dtype: item.type.name, shape: item.shape,
-                                             offset: layout.headerBytes.count + item.offset, nbytes: item.nbytes, sha256: digest))
-                try out.writeZeros(item.padding)
-                if let rest, item.padding > 0 { [UInt8](repeating: 0, count: item.padding).withUnsafeBytes { rest.update($0) } }
+                                             offset: layout.headerBytes.count + item.offset, nbytes: item.nbytes, sha256: nil))
+                if item.padding > 0 {
+                    let zeros = [UInt8](repeating: 0, count: item.padding)
+                    try out.write(zeros)
+                    hashes?.feed(zeros, tensor: false)
+                }
             }
             prog.finish()
-            sha = try out.finish()
+            try out.finish()
         } catch {
             out.abort()
             throw error
         }
-        return (out, WrittenFile(path: path, name: splitPath(path).base, bytes: layout.fileSize, tensors: written,
-                                 sha256: sha, otherSHA256: rest?.finalizeHex()))
+        return (out, Self.written(path: path, name: splitPath(path).base, bytes: layout.fileSize, tensors: written, hashes: hashes))
+    }
+
+    /// A written file's record, with the digests of its hash pipeline when hashing.
+    static func written(path: String, name: String, bytes: Int, tensors: [WrittenTensor], hashes: HashPipeline?) -> WrittenFile {
+        guard let digests = hashes?.finish() else {
+            return WrittenFile(path: path, name: name, bytes: bytes, tensors: tensors, sha256: nil)
+        }
+        var t = tensors
+        for k in t.indices { t[k].sha256 = digests.tensors[k] }
+        return WrittenFile(path: path, name: name, bytes: bytes, tensors: t, sha256: digests.file, otherSHA256: digests.other)
     }
 
     // MARK: Hugging Face directories
@@ -420,17 +430,18 @@ public struct Converter {
     // MARK: data
 
     /// Streams one tensor's data to `out`, converting floats to `dtype` on the way (nil: the
-    /// bytes unchanged), through the two buffers of `buffers`. Returns the digest of the data
-    /// written, when hashing.
-    func copy(_ t: TensorEntry, as dtype: DType?, to out: OutputFile, progress: Progress, buffers: ChunkBuffers) throws -> String? {
-        let digest = options.digest?()
+    /// bytes unchanged), through the two buffers of `buffers`, and feeds it to `hashes`.
+    func copy(_ t: TensorEntry, as dtype: DType?, to out: OutputFile, progress: Progress, buffers: ChunkBuffers,
+              hashes: HashPipeline?) throws {
+        hashes?.beginTensor()
+        defer { hashes?.endTensor() }
         guard let src = t.type.plainDType, let dtype, src != dtype else {
             try model.forEachChunk(of: t, buffer: buffers.read) { chunk in
                 try out.write(chunk)
-                digest?.update(chunk)
+                hashes?.feed(chunk, tensor: true)
                 progress.advance(chunk.count)
             }
-            return digest?.finalizeHex()
+            return
         }
         let inSize = src.bits / 8, outSize = dtype.bits / 8
         let dst = buffers.converted
@@ -439,10 +450,9 @@ public struct Converter {
             DTypeConversion.convert(from: src, to: dtype, count: n, src: chunk, dst: dst)
             let converted = UnsafeRawBufferPointer(rebasing: dst[0..<n * outSize])
             try out.write(converted)
-            digest?.update(converted)
+            hashes?.feed(converted, tensor: true)
             progress.advance(n * outSize)
         }
-        return digest?.finalizeHex()
     }
 }
 
