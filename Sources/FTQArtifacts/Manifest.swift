@@ -143,12 +143,25 @@ public struct Manifest: Sendable, Equatable {
             }
             return s
         }
+        func onlyMembers(_ v: JSONValue, _ allowed: [String], _ what: String) throws {
+            guard case let .object(m) = v else { throw fail("\(what) must be an object") }
+            if let u = m.first(where: { !allowed.contains($0.0) }) { throw fail("\(what): unknown member \"\(u.0)\"") }
+        }
         guard case let .array(ins)? = root["inputs"] else { throw fail("\"inputs\" must be an array") }
+        for (k, v) in ins.enumerated() { try onlyMembers(v, ["path", "size", "sha256"], "inputs[\(k)]") }
         let inputs = try ins.enumerated().map { k, v in
             Input(path: try string(v["path"], "inputs[\(k)].path"), size: try int(v["size"], "inputs[\(k)].size"),
                   sha256: try digest(v["sha256"], "inputs[\(k)].sha256"))
         }
-        guard case let .array(outs)? = root["outputs"] else { throw fail("\"outputs\" must be an array") }
+        guard case let .array(outs)? = root["outputs"], !outs.isEmpty else { throw fail("\"outputs\" must be a non-empty array") }
+        for (k, v) in outs.enumerated() {
+            try onlyMembers(v, ["path", "size", "sha256", "other_sha256", "tensors"], "outputs[\(k)]")
+            if case let .array(ts)? = v["tensors"] {
+                for (j, t) in ts.enumerated() {
+                    try onlyMembers(t, ["name", "dtype", "shape", "offset", "nbytes", "sha256"], "outputs[\(k)].tensors[\(j)]")
+                }
+            }
+        }
         var seen = Set<ExactName>()
         let outputs = try outs.enumerated().map { k, v -> Output in
             let path = try string(v["path"], "outputs[\(k)].path")

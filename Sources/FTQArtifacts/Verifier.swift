@@ -47,18 +47,31 @@ public struct Verifier {
         do { manifest = try Manifest.parse(try mf.read(at: 0, count: mf.size)) } catch let e as FTQError { throw e.inFile(manifestPath) }
         let (dir, base) = splitPath(manifestPath)
         let isDirectoryManifest = base == Manifest.directoryName
+        // The checksum file ftq writes beside this manifest (nil for a manifest named otherwise).
         var checksumPath: String? = nil
-        let sums = isDirectoryManifest ? joinPath(dir, "SHA256SUMS")
-            : joinPath(dir, String(base.dropLast(Manifest.fileSuffix.count)) + ".sha256")
-        if base.hasByteSuffix(Manifest.fileSuffix) || isDirectoryManifest, PathKind.of(sums) == .regularFile { checksumPath = sums }
+        if isDirectoryManifest { checksumPath = joinPath(dir, "SHA256SUMS") }
+        else if base.hasByteSuffix(Manifest.fileSuffix) {
+            checksumPath = joinPath(dir, String(base.dropLast(Manifest.fileSuffix.count)) + ".sha256")
+        }
 
         let expected = manifest.outputs.map { (path: $0.path, size: $0.size, sha256: $0.sha256) }
         var results = try check(expected, in: dir, source: splitPath(manifestPath).base)
         for (k, o) in manifest.outputs.enumerated() where results[k].status == .differs {
             locateDifferences(&results[k], output: o, path: joinPath(dir, o.path))
         }
-        if let checksumPath {
-            let listed = try ChecksumList.parse(try readSmall(checksumPath)).map { (path: $0.path, size: Int?.none, sha256: $0.sha256) }
+        if let checksumPath, PathKind.of(checksumPath) == .missing {
+            // ftq writes the checksum file with the manifest: its absence is a difference.
+            results.append(FileResult(path: splitPath(checksumPath).base, status: .missing, expectedSHA256: "",
+                                      source: splitPath(manifestPath).base, detail: "the checksum file written with the manifest is missing"))
+        } else if let checksumPath {
+            let listedEntries: [ChecksumList.Entry]
+            do { listedEntries = try ChecksumList.parse(try readSmall(checksumPath)) } catch let e as FTQError { throw e.inFile(checksumPath) }
+            let listed = listedEntries.map { (path: $0.path, size: Int?.none, sha256: $0.sha256) }
+            let listedNames = Set(listed.map { ExactName($0.path) })
+            for o in manifest.outputs where !listedNames.contains(ExactName(o.path)) {
+                results.append(FileResult(path: o.path, status: .differs, expectedSHA256: o.sha256, actualSHA256: nil,
+                                          source: splitPath(checksumPath).base, detail: "missing from the checksum file"))
+            }
             let already = Set(manifest.outputs.map { ExactName($0.path) })
             let others = listed.filter { !already.contains(ExactName($0.path)) }
             results += try check(others, in: dir, source: splitPath(checksumPath).base)

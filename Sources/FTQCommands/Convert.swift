@@ -64,23 +64,24 @@ struct Convert: ParsableCommand {
         let model = try ModelOpener.open(input)
         let manifestDir: String
         let outputFormat: String
-        var maxShard: JSONValue = .null
+        var shardBytes: Int? = nil
         switch outputTarget {
         case .gguf: manifestDir = splitPath(output).dir; outputFormat = "gguf"
         case .safetensorsFile: manifestDir = splitPath(output).dir; outputFormat = "safetensors"
-        case let .hfDirectory(dir, size): manifestDir = dir; outputFormat = "hf-directory"; maxShard = .int(size)
+        case let .hfDirectory(dir, size): manifestDir = dir; outputFormat = "hf-directory"; shardBytes = size
         }
         // The inputs are hashed on the other cores while the conversion runs.
         let inputPaths = model.files.map(\.path) + model.auxiliaryFiles
         let inputHashes = threads.count > 1 ? FileHashing.Background(inputPaths, threads: threads.count - 1) : nil
         var commandLine = ["ftq", "convert", ArtifactPaths.relative(input, to: manifestDir), "-o", ArtifactPaths.relative(output, to: manifestDir)]
-        if let dtype { commandLine += ["--dtype", dtype.lowercased()] }
-        if let maxShardSize { commandLine += ["--max-shard-size", maxShardSize] }
+        // Options in one canonical spelling, so that equivalent command lines give equal manifests.
+        if let target { commandLine += ["--dtype", target.rawValue.lowercased()] }
+        if let shardBytes, maxShardSize != nil { commandLine += ["--max-shard-size", String(shardBytes)] }
         let command = commandLine
         let options: [(String, JSONValue)] = [
             ("output_format", .string(outputFormat)),
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
-            ("max_shard_size", maxShard),
+            ("max_shard_size", shardBytes.map { .int($0) } ?? .null),
         ]
         let sidecars = ArtifactPaths.sidecars(manifestDirectory: manifestDir) { written in
             let digests = try inputHashes?.wait() ?? FileHashing.hash(inputPaths, threads: 1)
@@ -95,13 +96,13 @@ struct Convert: ParsableCommand {
         if json {
             let v = JSONValue.object([
                 ("input", .string(input)),
-                ("outputs", .array(written.map { w in
+                ("outputs", .array(written.filter { !$0.kept }.map { w in
                     .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors.count))])
                 })),
             ])
             try printOut(JSONText.serialize(v, indent: 2) + "\n")
         } else {
-            try printOut(written.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined())
+            try printOut(written.filter { !$0.kept }.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined())
         }
     }
 }

@@ -51,13 +51,15 @@ struct Hash: ParsableCommand {
     }
 
     func runTensors() throws {
-        var entries: [ChecksumList.Entry] = []
+        var lines = ""
         var docs: [JSONValue] = []
         for p in paths {
             let model = try ModelOpener.open(p)
             let digests = try FileHashing.tensorDigests(model, threads: threads.count)
             for (t, d) in digests {
-                entries.append(.init(sha256: d, path: model.file(of: t).path + ":" + t.name))
+                // Tensor names come from the file: escaped like any text from a file (these lines
+                // name tensors, not files, so they are not for `sha256sum -c`).
+                lines += "\(d)  \(TerminalText.escaped(model.file(of: t).path)):\(TerminalText.escaped(t.name))\n"
             }
             docs.append(.object([
                 ("path", .string(p)),
@@ -71,7 +73,7 @@ struct Hash: ParsableCommand {
         if json {
             try printOut(JSONText.serialize(.object([("models", .array(docs))]), indent: 2) + "\n")
         } else {
-            try printOut(String(decoding: ChecksumList.format(entries), as: UTF8.self))
+            try printOut(lines)
         }
     }
 }

@@ -34,7 +34,10 @@ struct Verify: ParsableCommand {
     enum Against { case manifest(String), checksums(String) }
 
     func resolve() throws -> Against {
-        if let manifest { return .manifest(manifest) }
+        if let manifest {
+            if case .missing = PathKind.of(path) { throw FTQError.io("io.not-found", file: path, "no such file or directory") }
+            return .manifest(manifest)
+        }
         switch PathKind.of(path) {
         case .directory:
             let m = joinPath(path, Manifest.directoryName), s = joinPath(path, "SHA256SUMS")

@@ -194,4 +194,30 @@ import Testing
         #expect(((doc["files"] as! [[String: Any]])[0]["sha256"] as! String) == String(c.stdout.split(separator: "\n")[1].prefix(64)))
         #expect(try TestSupport.ftq(["hash", dir + "/missing"]).status == 4)
     }
+
+    @Test func keptFilesAreListedAndMissingChecksumFilesReported() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let src = try Self.tiny(dir)
+        let out = dir + "/hf"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: out + "/config.json", contents: Data("{}".utf8))
+        FileManager.default.createFile(atPath: out + "/model-00009-of-00009.safetensors", contents: Data("stale".utf8))
+        var r = try TestSupport.ftq(["convert", src, "-o", out, "--force", "--dtype", "float16"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stdout.contains("config.json"))  // kept, not written
+        #expect(!FileManager.default.fileExists(atPath: out + "/model-00009-of-00009.safetensors"))
+        let m = try Manifest.parse(Array(try Data(contentsOf: URL(fileURLWithPath: out + "/ftq-manifest.json"))))
+        #expect(m.outputs.map(\.path).sorted() == ["config.json", "model.safetensors"])
+        #expect(m.command.suffix(2) == ["--dtype", "f16"])  // one canonical spelling
+        r = try TestSupport.ftq(["verify", out])
+        #expect(r.status == 0, "\(r.stdout)")
+        #expect(try Self.sha256sumCheck("SHA256SUMS", in: out).status == 0)
+        // A changed kept file is damage too; a deleted checksum file is reported.
+        FileManager.default.createFile(atPath: out + "/config.json", contents: Data("{ }".utf8))
+        try FileManager.default.removeItem(atPath: out + "/SHA256SUMS")
+        r = try TestSupport.ftq(["verify", out])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("FAILED   config.json") && r.stdout.contains("MISSING  SHA256SUMS"), "\(r.stdout)")
+    }
 }

@@ -87,6 +87,9 @@ public struct WrittenFile: Sendable {
     /// SHA-256 of the bytes outside tensor data (header, metadata, padding) in file order, for
     /// model files, when hashing.
     public var otherSHA256: String? = nil
+    /// True for a file that was already in the output directory and is kept (config.json,
+    /// tokenizer files): not written, but part of the artifact its manifest describes.
+    public var kept = false
 }
 
 /// Format conversion with memory bounded by one chunk (8 MiB), whatever the model's size
@@ -144,16 +147,22 @@ public struct Converter {
     /// Writes a finished single-file output's sidecars, then renames the output into place.
     func commitWithSidecars(_ staged: (OutputFile, WrittenFile)) throws -> [WrittenFile] {
         let (out, written) = staged
+        var files: [OutputFile] = []
         do {
             if let sidecars = options.sidecars {
                 let contents = try sidecars.make([written], sidecars.fileSuffixes.map { written.name + $0 })
                 for (suffix, bytes) in zip(sidecars.fileSuffixes, contents) {
                     let f = try OutputFile(written.path + suffix, overwrite: true)
-                    do { try f.write(bytes); try f.commit() } catch { f.abort(); throw error }
+                    files.append(f)
+                    try f.write(bytes)
+                    try f.finish()
                 }
             }
+            // Everything is complete under temporary names: rename the sidecars, the output last.
+            for f in files { try f.commit() }
             try out.commit()
         } catch {
+            for f in files { f.abort() }
             out.abort()
             throw error
         }
@@ -389,6 +398,18 @@ public struct Converter {
             files.append(ShardedModel.indexName)
         }
         if let sidecars = options.sidecars {
+            // Files already in the directory that stay (not model files, which are replaced)
+            // belong to the artifact too: the manifest lists them.
+            if existing == .directory, let maker = options.digest {
+                let ours = Set(files.map(ExactName.init) + sidecars.directoryNames.map(ExactName.init))
+                for name in try listDirectory(dir).sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+                where !ours.contains(ExactName(name)) && !Self.replaced(name) && !name.hasByteSuffix(".ftq-tmp")
+                    && PathKind.of(joinPath(dir, name)) == .regularFile {
+                    let f = try InputFile(joinPath(dir, name))
+                    let (sha, size) = try Self.digest(of: f, maker)
+                    written.append(WrittenFile(path: joinPath(dir, name), name: name, bytes: size, tensors: [], sha256: sha, kept: true))
+                }
+            }
             for (name, bytes) in zip(sidecars.directoryNames, try sidecars.make(written, sidecars.directoryNames)) {
                 let out = try OutputFile(joinPath(stage, name), overwrite: true)
                 try out.write(bytes)
@@ -415,11 +436,30 @@ public struct Converter {
                 throw FTQError.io("io.rename", file: joinPath(dir, name), "cannot move the finished file into place: \(systemError(errno))")
             }
         }
-        for name in try listDirectory(dir) where !keep.contains(name) {
-            if name.hasByteSuffix(".safetensors") || name == ShardedModel.indexName {
-                unlink(joinPath(dir, name))
-            }
+        for name in try listDirectory(dir) where !keep.contains(name) && Self.replaced(name) {
+            unlink(joinPath(dir, name))
         }
+    }
+
+    /// Model files of an earlier run, which a new directory output replaces.
+    static func replaced(_ name: String) -> Bool {
+        name.hasByteSuffix(".safetensors") || name == ShardedModel.indexName
+    }
+
+    /// The digest and size of a whole file, read in 4 MiB pieces.
+    static func digest(of f: InputFile, _ maker: DigestMaker) throws -> (String, Int) {
+        let d = maker()
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
+        defer { buf.deallocate() }
+        var off = 0
+        while off < f.size {
+            let n = min(buf.count, f.size - off)
+            let slice = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
+            try f.read(into: slice, at: off)
+            d.update(UnsafeRawBufferPointer(slice))
+            off += n
+        }
+        return (d.finalizeHex(), f.size)
     }
 
     /// Runs `body`, naming `output` in its errors: the output cannot be written as asked.
