@@ -21,7 +21,7 @@ public final class HashPipeline: @unchecked Sendable {
     private var tensor: StreamDigest?
     private var tensorDigests: [String] = []
 
-    public init(_ maker: @escaping DigestMaker, buffers: Int = 4, bufferSize: Int = 8 << 20) {
+    public init(_ maker: @escaping DigestMaker, buffers: Int = 4, bufferSize: Int = 4 << 20) {
         self.maker = maker
         self.bufferSize = bufferSize
         self.free = DispatchSemaphore(value: buffers)
