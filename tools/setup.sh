@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system packages ftq builds against (Debian): libzstd-dev, libssl-dev, pkg-config.
+# Installs the system packages ftq builds against (Debian): libzstd-dev, libssl-dev, pkg-config,
+# and the zstd command, which the pack tests and benchmark compare against.
 set -euo pipefail
 need=()
-for p in libzstd-dev libssl-dev pkg-config; do
+for p in libzstd-dev libssl-dev pkg-config zstd; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

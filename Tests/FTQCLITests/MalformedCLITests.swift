@@ -21,7 +21,9 @@ struct MalformedCLIEntry: Sendable, CustomTestStringConvertible {
 }
 
 /// Runs the built ftq with a wall-clock deadline and an address-space limit, and reports how
-/// it ended and its peak resident memory (from wait4).
+/// it ended and its peak resident memory. The memory is measured by GNU time, which starts ftq
+/// from its own small process: a process spawned directly by the test runner would inherit
+/// the runner's memory high-water mark, whatever ftq itself used.
 enum LimitedRun {
     struct Outcome {
         var exitStatus: Int32?
@@ -49,19 +51,26 @@ enum LimitedRun {
     static func ftq(_ args: [String], timeout: Double = 15) throws -> Outcome {
         let dir = try TestSupport.tempDir("ftq-malformed-run")
         defer { TestSupport.cleanup(dir) }
-        let outPath = dir + "/stdout", errPath = dir + "/stderr"
+        let outPath = dir + "/stdout", errPath = dir + "/stderr", rssPath = dir + "/rss"
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&fa, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&fa, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        // POSIX sh: limit the address space, then become ftq (same pid, so wait4 sees ftq).
-        let argv = ["/bin/sh", "-c", "ulimit -v \(addressSpaceKiB) && exec \"$@\"", "sh", TestSupport.ftqBinary] + args
+        // POSIX sh: limit the address space, then become GNU time, which runs ftq and writes its
+        // peak RSS (and, if it was killed, the signal) to rssPath.
+        let argv = ["/bin/sh", "-c", "ulimit -v \(addressSpaceKiB) && exec /usr/bin/time -f %M -o \"$0\" \"$@\"",
+                    rssPath, TestSupport.ftqBinary] + args
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attr, 0)
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &fa, nil, &cargs, environ)
+        let rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, &cargs, environ)
         guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
         var status: Int32 = 0
         var usage = rusage()
@@ -72,7 +81,7 @@ enum LimitedRun {
             if r == pid { break }
             if r < 0 && errno != EINTR { throw POSIXError(.ECHILD) }
             if Date() > deadline {
-                kill(pid, SIGKILL)
+                kill(-pid, SIGKILL)
                 _ = wait4(pid, &status, 0, &usage)
                 timedOut = true
                 break
@@ -81,9 +90,15 @@ enum LimitedRun {
         }
         let low = status & 0x7f
         let read = { (p: String) in Array((try? Data(contentsOf: URL(fileURLWithPath: p))) ?? Data()) }
-        return Outcome(exitStatus: low == 0 ? (status >> 8) & 0xff : nil,
-                       signal: low != 0 && low != 0x7f ? low : nil,
-                       timedOut: timedOut, maxRSSKiB: Int(usage.ru_maxrss),
+        // GNU time's report: "Command terminated by signal N" when ftq was killed, then %M.
+        let report = String(decoding: read(rssPath), as: UTF8.self).split(separator: "\n").map(String.init)
+        let rss = report.last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? -1
+        var signal: Int32? = low != 0 && low != 0x7f ? low : nil
+        if let line = report.first(where: { $0.hasPrefix("Command terminated by signal ") }) {
+            signal = Int32(line.dropFirst("Command terminated by signal ".count))
+        }
+        return Outcome(exitStatus: signal == nil && low == 0 ? (status >> 8) & 0xff : nil,
+                       signal: signal, timedOut: timedOut, maxRSSKiB: rss,
                        stdout: read(outPath), stderr: read(errPath))
     }
 
@@ -102,7 +117,7 @@ enum LimitedRun {
         }
         #expect(o.exitStatus == status, "exit \(o.exitStatus.map(String.init) ?? "-"): \(o.stderrText.prefix(300))",
                 sourceLocation: sourceLocation)
-        #expect(o.maxRSSKiB < peakRSSLimitKiB, "peak RSS \(o.maxRSSKiB) KiB", sourceLocation: sourceLocation)
+        #expect(o.maxRSSKiB > 0 && o.maxRSSKiB < peakRSSLimitKiB, "peak RSS \(o.maxRSSKiB) KiB", sourceLocation: sourceLocation)
         let err = o.stderrText
         #expect(err.hasPrefix("ftq: error: "), "stderr: \(err.prefix(300).debugDescription)", sourceLocation: sourceLocation)
         #expect(err.hasSuffix("\n") && o.stderr.filter { $0 == 0x0a }.count == 1,
