@@ -18,6 +18,9 @@ public struct FTQ: ParsableCommand {
           ftq convert model.safetensors -o model.gguf
           ftq convert model.gguf -o model-bf16.safetensors --dtype bf16
           ftq convert big.safetensors -o out/ --max-shard-size 2GB
+          ftq verify out/                           check every file and tensor against out/ftq-manifest.json
+          ftq hash --tensors model.gguf             SHA-256 of every tensor's data
+          ftq pack out/ -o model.ftqz               a compressed, checksummed bundle; ftq unpack model.ftqz -o dir/
 
         Exit codes:
           0  success
