@@ -10,26 +10,28 @@ public struct FTQ: ParsableCommand {
 
     public static let configuration = CommandConfiguration(
         commandName: "ftq",
-        abstract: "Quantize, convert, inspect and checksum model files (safetensors, GGUF) on a CPU.",
+        abstract: "Inspect, convert, checksum, verify and pack model files (safetensors, GGUF) on a CPU.",
         discussion: """
         Examples:
-          ftq inspect model.safetensors            tensors, dtypes, shapes, offsets of a checkpoint
-          ftq inspect Llama-3-8B/ --json            a sharded Hugging Face directory, as JSON
+          ftq inspect model.safetensors
+          ftq inspect Llama-3-8B/ --json
           ftq convert model.safetensors -o model.gguf
           ftq convert model.gguf -o model-bf16.safetensors --dtype bf16
           ftq convert big.safetensors -o out/ --max-shard-size 2GB
-          ftq verify out/                           check every file and tensor against out/ftq-manifest.json
-          ftq hash --tensors model.gguf             SHA-256 of every tensor's data
-          ftq pack out/ -o model.ftqz               a compressed, checksummed bundle; ftq unpack model.ftqz -o dir/
+          ftq verify out/
+          ftq hash --tensors model.gguf
+          ftq pack out/ -o model.ftqz
+          ftq unpack model.ftqz -o copy/
 
         Exit codes:
           0  success
-          1  a check failed (verify, compare)
-          2  usage error: unknown option, missing argument, an output that exists without --force
-          3  invalid or unsupported input file (malformed, truncated, not a regular file)
-          4  I/O error: missing file, permission denied, disk full
+          1  a check failed (verify: a file differs, is missing or extra)
+          2  usage error (unknown option, existing output without --force)
+          3  invalid or unsupported input file (malformed, truncated)
+          4  I/O error (missing file, permission denied, disk full)
 
-        Errors are one line on stderr naming the file and, where it applies, the tensor or byte offset.
+        Errors are one line on stderr naming the file and, where it applies,
+        the tensor or byte offset, with the rule's error code in brackets.
         """,
         version: FTQ.version,
         subcommands: [Inspect.self, Convert.self, Hash.self, Verify.self] + packSubcommands + [Version.self]
