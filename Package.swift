@@ -21,6 +21,8 @@ let package = Package(
         .target(name: "FTQCore"),
         // safetensors (single, sharded) and GGUF (single, split) readers and writers.
         .target(name: "FTQFormats", dependencies: ["FTQCore"]),
+        // Codecs: the scalar reference of every quantizer (the specification) and fast kernels.
+        .target(name: "FTQKernels", dependencies: ["FTQCore"]),
         // Hashing and compression (libcrypto, libzstd).
         .target(name: "FTQArtifacts", dependencies: ["FTQCore", "FTQFormats", "COpenSSL", "CZstd"]),
         // The subcommands; maps errors to exit codes.
@@ -33,6 +35,7 @@ let package = Package(
         .executableTarget(name: "ftq-bench", dependencies: ["FTQCore", "FTQFormats", "FTQArtifacts"]),
 
         .testTarget(name: "FTQCoreTests", dependencies: ["FTQCore"]),
+        .testTarget(name: "FTQKernelsTests", dependencies: ["FTQCore", "FTQKernels"]),
         .testTarget(name: "FTQFormatsTests", dependencies: ["FTQCore", "FTQFormats"]),
         .testTarget(name: "FTQCLITests", dependencies: ["FTQCore", "FTQFormats", "FTQArtifacts", "ftq"]),
     ]
