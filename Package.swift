@@ -20,7 +20,7 @@ let package = Package(
         // Value types, errors, checked arithmetic, files, float conversions, strict JSON.
         .target(name: "FTQCore"),
         // safetensors (single, sharded) and GGUF (single, split) readers and writers.
-        .target(name: "FTQFormats", dependencies: ["FTQCore"]),
+        .target(name: "FTQFormats", dependencies: ["FTQCore", "FTQKernels"]),
         // Codecs: the scalar reference of every quantizer (the specification) and fast kernels.
         .target(name: "FTQKernels", dependencies: ["FTQCore"]),
         // Hashing and compression (libcrypto, libzstd).

@@ -42,6 +42,24 @@ struct Convert: ParsableCommand {
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
+        try ConversionRun(command: "convert", input: input, output: output, dtype: dtype, maxShardSize: maxShardSize,
+                          json: json, outputOptions: outputOptions, threads: threads, dequantize: false).run()
+    }
+}
+
+/// What `convert` and `dequantize` share: output kind, manifest, conversion.
+struct ConversionRun {
+    var command: String
+    var input: String
+    var output: String
+    var dtype: String?
+    var maxShardSize: String?
+    var json: Bool
+    var outputOptions: OutputOptions
+    var threads: ThreadOptions
+    var dequantize: Bool
+
+    func run() throws {
         var target: DType?
         if let dtype {
             switch dtype.lowercased() {
@@ -73,7 +91,7 @@ struct Convert: ParsableCommand {
         // The inputs are hashed on the other cores while the conversion runs.
         let inputPaths = model.files.map(\.path) + model.auxiliaryFiles
         let inputHashes = threads.count > 1 ? FileHashing.Background(inputPaths, threads: threads.count - 1) : nil
-        var commandLine = ["ftq", "convert", ArtifactPaths.relative(input, to: manifestDir), "-o", ArtifactPaths.relative(output, to: manifestDir)]
+        var commandLine = ["ftq", command, ArtifactPaths.relative(input, to: manifestDir), "-o", ArtifactPaths.relative(output, to: manifestDir)]
         // Options in one canonical spelling, so that equivalent command lines give equal manifests.
         if let target { commandLine += ["--dtype", target.rawValue.lowercased()] }
         if let shardBytes, maxShardSize != nil { commandLine += ["--max-shard-size", String(shardBytes)] }
@@ -82,6 +100,7 @@ struct Convert: ParsableCommand {
             ("output_format", .string(outputFormat)),
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
             ("max_shard_size", shardBytes.map { .int($0) } ?? .null),
+            ("dequantize", .bool(dequantize)),
         ]
         let sidecars = ArtifactPaths.sidecars(manifestDirectory: manifestDir) { written in
             let digests = try inputHashes?.wait() ?? FileHashing.hash(inputPaths, threads: 1)
@@ -90,7 +109,7 @@ struct Convert: ParsableCommand {
                             outputs: written.map(Manifest.Output.init))
         }
         let converter = Converter(model: model, options: ConvertOptions(
-            dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet,
+            dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet, dequantize: dequantize,
             digest: FileHashing.sha256, sidecars: sidecars))
         let written = try converter.run(to: outputTarget)
         if json {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import FTQCore
+import FTQKernels
 
 /// What `ftq convert` writes.
 public enum OutputTarget: Sendable, Equatable {
@@ -29,12 +30,15 @@ public struct ConvertOptions: Sendable {
     public var digest: DigestMaker?
     /// Files written with the outputs (a manifest and checksums), made from what was written.
     public var sidecars: Sidecars?
+    /// Decode quantized GGUF tensors even into a GGUF output (they always are into safetensors).
+    public var dequantize: Bool
 
-    public init(dtype: DType? = nil, overwrite: Bool = false, quiet: Bool = false,
+    public init(dtype: DType? = nil, overwrite: Bool = false, quiet: Bool = false, dequantize: Bool = false,
                 digest: DigestMaker? = nil, sidecars: Sidecars? = nil) {
         self.dtype = dtype
         self.overwrite = overwrite
         self.quiet = quiet
+        self.dequantize = dequantize
         self.digest = digest
         self.sidecars = sidecars
     }
@@ -105,11 +109,13 @@ public struct Converter {
         self.options = options
     }
 
-    /// The type each tensor is written as.
+    /// The type each tensor is written as, when it is written as a plain dtype: a quantized
+    /// tensor is decoded to float32, or to --dtype.
     func targetDType(_ t: TensorEntry) throws -> DType {
         guard let d = t.type.plainDType else {
+            if case let .ggml(g) = t.type, GGMLDequantizer.kernel(for: g) != nil { return options.dtype ?? .F32 }
             throw FTQError.invalid("convert.quantized-tensor", file: model.file(of: t).path,
-                "tensor \"\(t.name)\" is \(t.type.name); converting quantized GGUF tensors to safetensors is not supported yet")
+                "tensor \"\(t.name)\" is \(t.type.name), which ftq cannot dequantize yet")
         }
         if let want = options.dtype, d.isConvertibleFloat { return want }
         return d
@@ -234,7 +240,7 @@ public struct Converter {
         var specs: [(name: String, type: GGMLType, shape: [Int])] = []
         var plainTargets: [DType?] = []
         for t in model.tensors {
-            if case let .ggml(g) = t.type, t.type.plainDType == nil {
+            if case let .ggml(g) = t.type, t.type.plainDType == nil, !options.dequantize {
                 specs.append((t.name, g, t.shape))
                 plainTargets.append(nil)
                 continue
@@ -253,7 +259,7 @@ public struct Converter {
             for (k, v) in model.metadata where !k.hasBytePrefix("split.") {
                 guard case var .gguf(g) = v else { continue }
                 // general.file_type names the model's main type; keep it true after --dtype.
-                if k == "general.file_type", allPlain, let d = options.dtype, case .u32 = g {
+                if k == "general.file_type", allPlain, let d = options.dtype ?? (options.dequantize ? .F32 : nil), case .u32 = g {
                     g = .u32(d == .F32 ? 0 : d == .F16 ? 1 : 32)
                 }
                 metadata.append((k, g))
@@ -462,6 +468,35 @@ public struct Converter {
         return (d.finalizeHex(), f.size)
     }
 
+    /// Streams a quantized tensor: blocks are decoded to float32 a slice at a time (at most
+    /// 1 MiB of floats), converted to `dtype` and written.
+    func dequantize(_ t: TensorEntry, _ g: GGMLType, _ kernel: GGMLDequantizer.Kernel, as dtype: DType,
+                    to out: OutputFile, progress: Progress, buffers: ChunkBuffers, hashes: HashPipeline?) throws {
+        let floats = buffers.floats.bindMemory(to: Float.self)
+        let blocksPerSlice = max(1, floats.count / g.blockSize)
+        let outSize = dtype.bits / 8
+        try model.forEachChunk(of: t, granule: g.typeSize, buffer: buffers.read) { chunk in
+            var at = 0
+            while at < chunk.count {
+                let blocks = min(blocksPerSlice, (chunk.count - at) / g.typeSize)
+                let n = blocks * g.blockSize
+                kernel(UnsafeRawBufferPointer(rebasing: chunk[at..<(at + blocks * g.typeSize)]),
+                       UnsafeMutableBufferPointer(rebasing: floats[0..<n]))
+                let bytes: UnsafeRawBufferPointer
+                if dtype == .F32 {
+                    bytes = UnsafeRawBufferPointer(rebasing: buffers.floats[0..<(n * 4)])
+                } else {
+                    DTypeConversion.convert(from: .F32, to: dtype, count: n, src: UnsafeRawBufferPointer(buffers.floats), dst: buffers.converted)
+                    bytes = UnsafeRawBufferPointer(rebasing: buffers.converted[0..<(n * outSize)])
+                }
+                try out.write(bytes)
+                hashes?.feed(bytes, tensor: true)
+                progress.advance(bytes.count)
+                at += blocks * g.typeSize
+            }
+        }
+    }
+
     /// Runs `body`, naming `output` in its errors: the output cannot be written as asked.
     func naming<T>(_ output: String, _ body: () throws -> T) throws -> T {
         do { return try body() } catch let e as FTQError { throw e.inFile(output) }
@@ -475,6 +510,10 @@ public struct Converter {
               hashes: HashPipeline?) throws {
         hashes?.beginTensor()
         defer { hashes?.endTensor() }
+        if case let .ggml(g) = t.type, t.type.plainDType == nil, let dtype, let kernel = GGMLDequantizer.kernel(for: g) {
+            try dequantize(t, g, kernel, as: dtype, to: out, progress: progress, buffers: buffers, hashes: hashes)
+            return
+        }
         guard let src = t.type.plainDType, let dtype, src != dtype else {
             try model.forEachChunk(of: t, buffer: buffers.read) { chunk in
                 try out.write(chunk)
@@ -509,9 +548,12 @@ extension GGUFSplit {
 final class ChunkBuffers {
     let read = UnsafeMutableRawBufferPointer.allocate(byteCount: Model.chunkBytes, alignment: 64)
     let converted = UnsafeMutableRawBufferPointer.allocate(byteCount: Model.chunkBytes * 2, alignment: 64)
+    /// Decoded blocks of a quantized tensor, a slice at a time (1 MiB of float32).
+    let floats = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
     deinit {
         read.deallocate()
         converted.deallocate()
+        floats.deallocate()
     }
 }
 
