@@ -10,6 +10,7 @@
 import FTQCore
 import FTQFormats
 import FTQArtifacts
+import FTQKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,6 +60,31 @@ do {
         }
         let gb = Double(n * 4) / 1e9
         print("f32->f16: \(format3(gb / median(tConv))) GB/s of input; memcpy of the same bytes: \(format3(gb / median(tCopy))) GB/s")
+    case "ggml-legacy":
+        // Reference quantize and dequantize of each legacy type on one core, next to a memcpy
+        // of the float32 input.
+        let n = (Int(args[2]) ?? 16) << 20
+        var x = [Float](repeating: 0, count: n)
+        var seed: UInt64 = 42
+        for k in 0..<n {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            x[k] = Float(Int64(bitPattern: seed) >> 40) * 1e-9
+        }
+        var y = [Float](repeating: 0, count: n)
+        var t0 = now()
+        x.withUnsafeBytes { s in y.withUnsafeMutableBytes { $0.copyMemory(from: s) } }
+        let copy = now() - t0
+        print("memcpy of \(n * 4 / 1_000_000) MB of float32: \(format3(Double(n) / copy / 1e9)) G elements/s")
+        for t in GGMLLegacyQuant.allCases {
+            var q = [UInt8](repeating: 0, count: n / 32 * t.blockBytes)
+            t0 = now()
+            x.withUnsafeBufferPointer { src in q.withUnsafeMutableBytes { t.quantize(src, into: $0) } }
+            let tq = now() - t0
+            t0 = now()
+            q.withUnsafeBytes { src in y.withUnsafeMutableBufferPointer { t.dequantize(src, into: $0) } }
+            let td = now() - t0
+            print("\(t.rawValue): quantize \(format3(Double(n) / tq / 1e9)) G elements/s, dequantize \(format3(Double(n) / td / 1e9)) G elements/s")
+        }
     case "convert-hashing":
         guard args.count >= 4 else { print("usage: ftq-bench convert-hashing IN OUT [RUNS]"); exit(2) }
         let runs = args.count > 4 ? Int(args[4]) ?? 3 : 3
