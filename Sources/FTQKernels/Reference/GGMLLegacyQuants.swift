@@ -25,6 +25,13 @@ public enum GGMLLegacyQuant: String, CaseIterable, Sendable {
     /// Quantizes `x` (a whole number of blocks) into `out` (blocks * blockBytes bytes).
     public func quantize(_ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableRawBufferPointer) {
         precondition(x.count % 32 == 0 && out.count >= x.count / 32 * blockBytes)
+        if self == .Q8_0, x.count > 0 { return Q8_0Fast.quantize(x, into: out) }
+        referenceQuantize(x, into: out)
+    }
+
+    /// The scalar reference, block by block (the specification; fast kernels are tested against it).
+    public func referenceQuantize(_ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableRawBufferPointer) {
+        precondition(x.count % 32 == 0 && out.count >= x.count / 32 * blockBytes)
         for b in 0..<(x.count / 32) {
             let block = UnsafeBufferPointer(rebasing: x[(b * 32)..<(b * 32 + 32)])
             let o = UnsafeMutableRawBufferPointer(rebasing: out[(b * blockBytes)..<(b * blockBytes + blockBytes)])
