@@ -201,28 +201,21 @@ import Testing
         #expect(lines.contains { $0.hasPrefix("bytes:      \(Self.int(exp["total_bytes"]) ?? -1) (") })
     }
 
-    /// Converting quantized tensors to safetensors is not supported yet: exit 3, one line naming
-    /// the file, a quantized tensor and its type, and nothing left in the output directory.
-    @Test(arguments: fixtures) func convertToSafetensorsRefusesQuantizedTensors(_ f: Fixture) throws {
-        let exp = try Self.expectation(f)
-        let quantized = (exp["tensors"] as? [[String: Any]] ?? []).compactMap { t -> (String, String)? in
-            guard let name = t["name"] as? String, let type = t["ggml_type"] as? String, type != "F32" else { return nil }
-            return (name, type)
-        }
-        try #require(!quantized.isEmpty)
-        for out in ["out.safetensors", "out-hf"] {
+    /// Converting llama.cpp's quantized files to safetensors decodes every tensor (legacy and
+    /// K-quant blocks) to exactly gguf-py's dequantized values, as float32 or as --dtype bf16;
+    /// each output verifies against its manifest.
+    @Test(arguments: fixtures) func convertToSafetensorsDecodesLikeGGUFPy(_ f: Fixture) throws {
+        for (out, dtype) in [("out.safetensors", "f32"), ("out-bf16.safetensors", "bf16"), ("hf", "f32")] {
             let dir = try TestSupport.tempDir("llamacpp-convert")
             defer { TestSupport.cleanup(dir) }
-            let r = try TestSupport.ftq(["convert", f.path, "-o", dir + "/" + out])
-            #expect(r.status == 3, "\(out): exit \(r.status), stderr: \(r.stderr)")
-            let message = r.stderr.hasSuffix("\n") ? String(r.stderr.dropLast()) : r.stderr
-            #expect(!message.isEmpty && !message.contains("\n"), "\(out): not one line: \(r.stderr)")
-            #expect(message.contains(f.path), "\(out): does not name the file: \(message)")
-            #expect(quantized.contains { message.contains("\"\($0.0)\"") && message.contains($0.1) },
-                    "\(out): names no quantized tensor with its type: \(message)")
-            #expect(r.stdout.isEmpty)
-            let left = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? ["?"]
-            #expect(left.isEmpty, "\(out): left behind \(left)")
+            var args = ["convert", f.path, "-o", dir + "/" + out]
+            if dtype != "f32" { args += ["--dtype", dtype] }
+            let r = try TestSupport.ftq(args)
+            #expect(r.status == 0, "\(out): exit \(r.status), stderr: \(r.stderr)")
+            let file = out == "hf" ? dir + "/hf/model.safetensors" : dir + "/" + out
+            let c = try TestSupport.python(TestSupport.tool("interop/dequant_peer.py"), ["check", f.path, file, dtype])
+            #expect(c.status == 0, "\(out): \(c.stdout)\(c.stderr)")
+            #expect(try TestSupport.ftq(["verify", dir + "/" + out]).status == 0)
         }
     }
 

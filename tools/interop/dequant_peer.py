@@ -16,6 +16,7 @@ from gguf import GGUFReader, GGUFWriter
 from gguf.quants import dequantize, quantize
 
 TYPES = [QT.Q8_0, QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1]
+PLAIN = {QT.F32, QT.F16, QT.BF16, QT.F64, QT.I8, QT.I16, QT.I32, QT.I64}
 
 
 def report(problems, **extra):
@@ -44,12 +45,13 @@ def check(src, out, dtype):
     want = {}
     for t in reader.tensors:
         shape = [int(n) for n in reversed(t.shape.tolist())]
-        if t.tensor_type in TYPES:
+        quantized = t.tensor_type not in PLAIN
+        if quantized:
             v = dequantize(np.asarray(t.data), t.tensor_type).reshape(shape).astype(np.float32)
         else:
             v = np.asarray(t.data).reshape(shape)
         np_dtype = {"f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}[dtype]
-        if v.dtype == np.float32 and not (t.tensor_type not in TYPES and dtype == "f32"):
+        if v.dtype == np.float32 and not (not quantized and dtype == "f32"):
             v = v.astype(np_dtype)
         want[t.name] = v
     if out.endswith(".gguf"):
