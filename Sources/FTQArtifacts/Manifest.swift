@@ -128,24 +128,10 @@ public struct Manifest: Sendable, Equatable {
         guard case let .object(options)? = root["options"] else { throw fail("\"options\" must be an object") }
         // M3: inputs; M4: outputs; M5: sizes and offsets are non-negative integers; M6: digests
         // are 64 lowercase hex digits.
-        func int(_ v: JSONValue?, _ what: String) throws -> Int {
-            guard let n = v?.nonNegativeInteger, n <= UInt64(Int.max) else { throw fail("\(what) must be a non-negative integer") }
-            return Int(n)
-        }
-        func string(_ v: JSONValue?, _ what: String) throws -> String {
-            guard case let .string(s)? = v else { throw fail("\(what) must be a string") }
-            return s
-        }
-        func digest(_ v: JSONValue?, _ what: String) throws -> String {
-            let s = try string(v, what)
-            guard s.utf8.count == 64, s.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
-                throw fail("\(what) must be 64 lowercase hex digits")
-            }
-            return s
-        }
+        let fields = JSONFields(code: "manifest.schema")
+        let int = fields.int, string = fields.string, digest = fields.digest
         func onlyMembers(_ v: JSONValue, _ allowed: [String], _ what: String) throws {
-            guard case let .object(m) = v else { throw fail("\(what) must be an object") }
-            if let u = m.first(where: { !allowed.contains($0.0) }) { throw fail("\(what): unknown member \"\(u.0)\"") }
+            try fields.members(v, allowed, what, requireAll: false)
         }
         guard case let .array(ins)? = root["inputs"] else { throw fail("\"inputs\" must be an array") }
         for (k, v) in ins.enumerated() { try onlyMembers(v, ["path", "size", "sha256"], "inputs[\(k)]") }

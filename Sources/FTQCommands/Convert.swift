@@ -23,13 +23,24 @@ struct Convert: ParsableCommand {
         """
     )
 
-    @Argument(help: "Input: .safetensors, Hugging Face directory, index file or .gguf.")
+    @OptionGroup var args: ConversionArguments
+    @OptionGroup var outputOptions: OutputOptions
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        try ConversionRun(command: "convert", args: args, outputOptions: outputOptions, threads: threads, dequantize: false).run()
+    }
+}
+
+/// The arguments `convert` and `dequantize` share.
+struct ConversionArguments: ParsableArguments {
+    @Argument(help: "Input: .safetensors, Hugging Face directory, index file, .gguf or a split GGUF part.")
     var input: String
 
     @Option(name: .shortAndLong, help: "Output: NAME.gguf, NAME.safetensors or a directory.")
     var output: String
 
-    @Option(help: "Convert floating-point tensors to f32, f16 or bf16.")
+    @Option(help: "Write floating-point tensors as f32, f16 or bf16.")
     var dtype: String?
 
     @Option(help: "Largest shard of a directory output (default 5GB).")
@@ -37,27 +48,21 @@ struct Convert: ParsableCommand {
 
     @Flag(help: "Print what was written as JSON.")
     var json = false
-
-    @OptionGroup var outputOptions: OutputOptions
-    @OptionGroup var threads: ThreadOptions
-
-    func run() throws {
-        try ConversionRun(command: "convert", input: input, output: output, dtype: dtype, maxShardSize: maxShardSize,
-                          json: json, outputOptions: outputOptions, threads: threads, dequantize: false).run()
-    }
 }
 
 /// What `convert` and `dequantize` share: output kind, manifest, conversion.
 struct ConversionRun {
     var command: String
-    var input: String
-    var output: String
-    var dtype: String?
-    var maxShardSize: String?
-    var json: Bool
+    var args: ConversionArguments
     var outputOptions: OutputOptions
     var threads: ThreadOptions
     var dequantize: Bool
+
+    var input: String { args.input }
+    var output: String { args.output }
+    var dtype: String? { args.dtype }
+    var maxShardSize: String? { args.maxShardSize }
+    var json: Bool { args.json }
 
     func run() throws {
         var target: DType?

@@ -16,26 +16,11 @@ struct Dequantize: ParsableCommand {
         """
     )
 
-    @Argument(help: "A quantized GGUF file (or split set).")
-    var input: String
-
-    @Option(name: .shortAndLong, help: "Output: NAME.gguf, NAME.safetensors or a directory.")
-    var output: String
-
-    @Option(help: "Write floating-point tensors as f32, f16 or bf16 (default: quantized ones as f32, others unchanged).")
-    var dtype: String?
-
-    @Option(help: "Largest shard of a directory output (default 5GB).")
-    var maxShardSize: String?
-
-    @Flag(help: "Print what was written as JSON.")
-    var json = false
-
+    @OptionGroup var args: ConversionArguments
     @OptionGroup var outputOptions: OutputOptions
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
-        try ConversionRun(command: "dequantize", input: input, output: output, dtype: dtype, maxShardSize: maxShardSize,
-                          json: json, outputOptions: outputOptions, threads: threads, dequantize: true).run()
+        try ConversionRun(command: "dequantize", args: args, outputOptions: outputOptions, threads: threads, dequantize: true).run()
     }
 }

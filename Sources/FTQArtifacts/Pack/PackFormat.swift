@@ -138,26 +138,10 @@ public struct PackIndex: Sendable, Equatable {
         do { root = try StrictJSON.parse(data) } catch let e as FTQError {
             throw FTQError.invalid("ftqz.index-syntax", "the index is not valid JSON: \(e.message)")
         }
-        func fail(_ what: String) -> FTQError { FTQError.invalid("ftqz.index-schema", "index: \(what)") }
-        func members(_ v: JSONValue, _ known: [String], _ what: String) throws -> Void {
-            guard case let .object(m) = v else { throw fail("\(what) must be an object") }
-            if let u = m.first(where: { !known.contains($0.0) }) { throw fail("\(what) has an unknown member \"\(u.0)\"") }
-            for k in known where v[k] == nil { throw fail("\(what) lacks \"\(k)\"") }
-        }
-        func int(_ v: JSONValue?, _ what: String) throws -> Int {
-            guard let n = v?.nonNegativeInteger, n <= UInt64(Int.max) else { throw fail("\(what) must be a non-negative integer") }
-            return Int(n)
-        }
-        func string(_ v: JSONValue?, _ what: String) throws -> String {
-            guard case let .string(s)? = v else { throw fail("\(what) must be a string") }
-            return s
-        }
-        func digest(_ v: JSONValue?, _ what: String) throws -> String {
-            let s = try string(v, what)
-            guard s.utf8.count == 64, s.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
-                throw fail("\(what) must be 64 lowercase hex digits")
-            }
-            return s
+        let fields = JSONFields(code: "ftqz.index-schema", prefix: "index: ")
+        let fail = fields.fail, int = fields.int, string = fields.string, digest = fields.digest
+        func members(_ v: JSONValue, _ known: [String], _ what: String) throws {
+            try fields.members(v, known, what, requireAll: true)
         }
         // R5: the top-level object.
         try members(root, ["level", "files"], "the index")
