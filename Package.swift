@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "FTQArtifacts", dependencies: ["FTQCore", "FTQFormats", "COpenSSL", "CZstd"]),
         // The subcommands; maps errors to exit codes.
         .target(name: "FTQCommands", dependencies: [
-            "FTQCore", "FTQFormats", "FTQArtifacts",
+            "FTQCore", "FTQFormats", "FTQArtifacts", "FTQKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ftq", dependencies: ["FTQCommands"]),

@@ -2,6 +2,7 @@ import ArgumentParser
 import FTQCore
 import FTQFormats
 import FTQArtifacts
+import FTQKernels
 
 /// `ftq convert`.
 struct Convert: ParsableCommand {
@@ -57,6 +58,8 @@ struct ConversionRun {
     var outputOptions: OutputOptions
     var threads: ThreadOptions
     var dequantize: Bool
+    /// For `quantize --type`.
+    var quantize: GGMLLegacyQuant? = nil
 
     var input: String { args.input }
     var output: String { args.output }
@@ -98,6 +101,7 @@ struct ConversionRun {
         let inputHashes = threads.count > 1 ? FileHashing.Background(inputPaths, threads: threads.count - 1) : nil
         var commandLine = ["ftq", command, ArtifactPaths.relative(input, to: manifestDir), "-o", ArtifactPaths.relative(output, to: manifestDir)]
         // Options in one canonical spelling, so that equivalent command lines give equal manifests.
+        if let quantize { commandLine += ["--type", quantize.rawValue] }
         if let target { commandLine += ["--dtype", target.rawValue.lowercased()] }
         if let shardBytes, maxShardSize != nil { commandLine += ["--max-shard-size", String(shardBytes)] }
         let command = commandLine
@@ -106,6 +110,7 @@ struct ConversionRun {
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
             ("max_shard_size", shardBytes.map { .int($0) } ?? .null),
             ("dequantize", .bool(dequantize)),
+            ("type", quantize.map { .string($0.rawValue) } ?? .null),
         ]
         let sidecars = ArtifactPaths.sidecars(manifestDirectory: manifestDir) { written in
             let digests = try inputHashes?.wait() ?? FileHashing.hash(inputPaths, threads: 1)
@@ -113,9 +118,12 @@ struct ConversionRun {
                             inputs: digests.map { .init(path: ArtifactPaths.relative($0.path, to: manifestDir), size: $0.size, sha256: $0.sha256) },
                             outputs: written.map(Manifest.Output.init))
         }
-        let converter = Converter(model: model, options: ConvertOptions(
+        var convertOptions = ConvertOptions(
             dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet, dequantize: dequantize,
-            digest: FileHashing.sha256, sidecars: sidecars))
+            digest: FileHashing.sha256, sidecars: sidecars)
+        convertOptions.quantize = quantize
+        convertOptions.notice = { writeStderr("ftq: note: \(TerminalText.escaped($0, limit: 500))\n") }
+        let converter = Converter(model: model, options: convertOptions)
         let written = try converter.run(to: outputTarget)
         if json {
             let v = JSONValue.object([

@@ -32,6 +32,10 @@ public struct ConvertOptions: Sendable {
     public var sidecars: Sidecars?
     /// Decode quantized GGUF tensors even into a GGUF output (they always are into safetensors).
     public var dequantize: Bool
+    /// Quantize every 2-D weight to this type, as `llama-quantize --pure` does (GGUF outputs).
+    public var quantize: GGMLLegacyQuant? = nil
+    /// Receives one line for each tensor that could not take the requested type.
+    public var notice: (@Sendable (String) -> Void)? = nil
 
     public init(dtype: DType? = nil, overwrite: Bool = false, quiet: Bool = false, dequantize: Bool = false,
                 digest: DigestMaker? = nil, sidecars: Sidecars? = nil) {
@@ -239,7 +243,21 @@ public struct Converter {
         // take --dtype where it applies.
         var specs: [(name: String, type: GGMLType, shape: [Int])] = []
         var plainTargets: [DType?] = []
+        var quantTargets: [GGMLLegacyQuant?] = []
         for t in model.tensors {
+            quantTargets.append(nil)
+            if let q = options.quantize, let plan = try quantizePlan(t, q) {
+                switch plan {
+                case let .quantized(type):
+                    specs.append((t.name, type.ggmlType, t.shape))
+                    plainTargets.append(nil)
+                    quantTargets[quantTargets.count - 1] = type
+                case let .plain(d):
+                    specs.append((t.name, GGMLType.plain(d)!, t.shape))
+                    plainTargets.append(d)
+                }
+                continue
+            }
             if case let .ggml(g) = t.type, t.type.plainDType == nil, !options.dequantize {
                 specs.append((t.name, g, t.shape))
                 plainTargets.append(nil)
@@ -253,7 +271,7 @@ public struct Converter {
             specs.append((t.name, g, t.shape))
             plainTargets.append(d)
         }
-        let allPlain = plainTargets.allSatisfy { $0 != nil }
+        let allPlain = plainTargets.allSatisfy { $0 != nil } && options.quantize == nil
         var metadata: [(String, GGUFValue)] = []
         if model.format == .gguf {
             for (k, v) in model.metadata where !k.hasBytePrefix("split.") {
@@ -262,6 +280,7 @@ public struct Converter {
                 if k == "general.file_type", allPlain, let d = options.dtype ?? (options.dequantize ? .F32 : nil), case .u32 = g {
                     g = .u32(d == .F32 ? 0 : d == .F16 ? 1 : 32)
                 }
+                if k == "general.file_type", let q = options.quantize, case .u32 = g { g = .u32(q.fileType) }
                 metadata.append((k, g))
             }
         }
@@ -275,7 +294,11 @@ public struct Converter {
             hashes?.feed(layout.headerBytes, tensor: false)
             let buffers = ChunkBuffers()
             for (k, item) in layout.items.enumerated() {
-                try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers, hashes: hashes)
+                if let q = quantTargets[k] {
+                    try quantizeTensor(model.tensors[k], to: q, out: out, progress: prog, buffers: buffers, hashes: hashes)
+                } else {
+                    try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers, hashes: hashes)
+                }
                 written.append(WrittenTensor(name: item.name, dtype: item.type.name, shape: item.shape,
                                              offset: layout.headerBytes.count + item.offset, nbytes: item.nbytes, sha256: nil))
                 if item.padding > 0 {
@@ -466,6 +489,71 @@ public struct Converter {
             off += n
         }
         return (d.finalizeHex(), f.size)
+    }
+
+    enum QuantizePlan { case quantized(GGMLLegacyQuant), plain(DType) }
+
+    /// What `--type` does to a tensor (formats/cli.md, "quantize"): a 2-D floating-point or
+    /// quantized weight whose rows fill whole blocks takes the type; a 2-D weight whose rows do
+    /// not is kept as F16 (reported); 1-D and scalar floating-point tensors become F32; other
+    /// tensors are left to the usual rules (nil).
+    func quantizePlan(_ t: TensorEntry, _ q: GGMLLegacyQuant) throws -> QuantizePlan? {
+        let isFloat = t.type.plainDType?.isConvertibleFloat ?? false
+        var decodable = false
+        if case let .ggml(g) = t.type, t.type.plainDType == nil { decodable = GGMLDequantizer.kernel(for: g) != nil }
+        guard isFloat || decodable else { return nil }
+        if t.shape.count < 2 { return .plain(.F32) }
+        guard t.shape.count == 2 else { return nil }
+        if t.shape[1] % GGMLLegacyQuant.blockElements != 0 {
+            options.notice?("tensor \"\(t.name)\" \(t.shape): rows of \(t.shape[1]) are not a multiple of \(GGMLLegacyQuant.blockElements), kept as F16")
+            return .plain(.F16)
+        }
+        return .quantized(q)
+    }
+
+    /// Streams a floating-point or quantized tensor into `q`'s blocks: a slice at a time
+    /// (at most 1 MiB of float32) is widened or decoded to float32, quantized and written.
+    func quantizeTensor(_ t: TensorEntry, to q: GGMLLegacyQuant, out: OutputFile, progress: Progress,
+                        buffers: ChunkBuffers, hashes: HashPipeline?) throws {
+        hashes?.beginTensor()
+        defer { hashes?.endTensor() }
+        let floats = buffers.floats.bindMemory(to: Float.self)
+        func emit(_ n: Int) throws {
+            let bytes = n / 32 * q.blockBytes
+            q.quantize(UnsafeBufferPointer(rebasing: floats[0..<n]), into: UnsafeMutableRawBufferPointer(rebasing: buffers.converted[0..<bytes]))
+            let b = UnsafeRawBufferPointer(rebasing: buffers.converted[0..<bytes])
+            try out.write(b)
+            hashes?.feed(b, tensor: true)
+            progress.advance(bytes)
+        }
+        if let src = t.type.plainDType {
+            let inSize = src.bits / 8
+            let slice = floats.count - floats.count % 32
+            try model.forEachChunk(of: t, granule: 32 * inSize, buffer: buffers.read) { chunk in
+                var at = 0
+                let count = chunk.count / inSize
+                while at < count {
+                    let n = min(slice, count - at)
+                    DTypeConversion.convert(from: src, to: .F32, count: n,
+                                            src: UnsafeRawBufferPointer(rebasing: chunk[(at * inSize)...]), dst: buffers.floats)
+                    try emit(n)
+                    at += n
+                }
+            }
+        } else if case let .ggml(g) = t.type, let kernel = GGMLDequantizer.kernel(for: g) {
+            let blocksPerSlice = max(1, floats.count / g.blockSize)
+            try model.forEachChunk(of: t, granule: g.typeSize, buffer: buffers.read) { chunk in
+                var at = 0
+                while at < chunk.count {
+                    let blocks = min(blocksPerSlice, (chunk.count - at) / g.typeSize)
+                    let n = blocks * g.blockSize
+                    kernel(UnsafeRawBufferPointer(rebasing: chunk[at..<(at + blocks * g.typeSize)]),
+                           UnsafeMutableBufferPointer(rebasing: floats[0..<n]))
+                    try emit(n)
+                    at += blocks * g.typeSize
+                }
+            }
+        }
     }
 
     /// Streams a quantized tensor: blocks are decoded to float32 a slice at a time (at most

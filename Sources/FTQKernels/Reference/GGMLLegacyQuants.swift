@@ -22,6 +22,17 @@ public enum GGMLLegacyQuant: String, CaseIterable, Sendable {
     /// The ggml type.
     public var ggmlType: GGMLType { GGMLType.named(rawValue)! }
 
+    /// The `general.file_type` (llama.cpp's LLAMA_FTYPE_MOSTLY_*) of a model of this type.
+    public var fileType: UInt32 {
+        switch self {
+        case .Q4_0: return 2
+        case .Q4_1: return 3
+        case .Q8_0: return 7
+        case .Q5_0: return 8
+        case .Q5_1: return 9
+        }
+    }
+
     /// Quantizes `x` (a whole number of blocks) into `out` (blocks * blockBytes bytes).
     public func quantize(_ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableRawBufferPointer) {
         precondition(x.count % 32 == 0 && out.count >= x.count / 32 * blockBytes)
