@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up and demo on a fresh machine: installs what is missing, builds ftq in release,
-# makes a small model and runs ftq on it, printing each step.
+# makes a small model and runs ftq on it (inspect, convert, quantize, verify, dequantize,
+# pack, unpack), printing each step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -17,4 +18,11 @@ run convert "$SCRATCH/tiny/model.safetensors" -o "$SCRATCH/tiny-f32.gguf" --dtyp
 run inspect "$SCRATCH/tiny-f32.gguf"
 run convert "$SCRATCH/tiny-f32.gguf" -o "$SCRATCH/tiny-f16-sharded" --dtype f16 --max-shard-size 100KB
 run inspect "$SCRATCH/tiny-f16-sharded" --json | head -n 12
+run quantize "$SCRATCH/tiny/model.safetensors" --type Q4_0 -o "$SCRATCH/tiny-Q4_0.gguf"
+run inspect "$SCRATCH/tiny-Q4_0.gguf" | head -n 12
+run verify "$SCRATCH/tiny-Q4_0.gguf"
+run dequantize "$SCRATCH/tiny-Q4_0.gguf" -o "$SCRATCH/tiny-from-Q4_0.safetensors" --dtype bf16
+run pack "$SCRATCH/tiny-f16-sharded" -o "$SCRATCH/tiny.ftqz"
+run unpack "$SCRATCH/tiny.ftqz" -o "$SCRATCH/tiny-unpacked"
+run verify "$SCRATCH/tiny-unpacked"
 echo; echo "demo outputs are in $SCRATCH/"
