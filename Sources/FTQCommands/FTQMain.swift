@@ -47,23 +47,34 @@ public enum FTQMain {
         do {
             var command = try FTQ.parseAsRoot(arguments)
             try command.run()
-            exit(0)
+            terminate(0)
         } catch let e as FTQError {
             writeStderr("ftq: error: \(e.description)\n")
-            exit(e.kind.exitCode)
+            terminate(e.kind.exitCode)
         } catch let e as ExitCode {
-            exit(e.rawValue)
+            terminate(e.rawValue)
         } catch {
             let code = FTQ.exitCode(for: error)
             let message = FTQ.fullMessage(for: error)
             if code == .success {
                 print(message)
-                exit(0)
+                terminate(0)
             }
             writeStderr(message + "\n")
-            exit(FTQError.Kind.usage.exitCode)
+            terminate(FTQError.Kind.usage.exitCode)
         }
     }
+}
+
+/// Ends the process with `code` at once, after flushing C's standard streams.
+///
+/// `_exit` rather than `exit`: a background thread (hashing inputs while a conversion runs)
+/// may still be working when a command fails early, and `exit` would run the process's
+/// global destructors underneath it. Every file ftq writes is complete (renamed into place)
+/// or removed before this point.
+func terminate(_ code: Int32) -> Never {
+    fflush(nil)  // every open output stream
+    _exit(code)
 }
 
 /// `ftq version`: ftq and its linked libraries.

@@ -526,6 +526,14 @@ public struct Converter {
             hashes?.feed(b, tensor: true)
             progress.advance(bytes)
         }
+        try forEachFloatSlice(t, buffers: buffers, emit)
+    }
+
+    /// Streams a floating-point or quantized tensor as float32 through `buffers.floats`, a slice
+    /// of at most 1 MiB at a time (whole 32-element groups, or whole blocks), calling `body`
+    /// with the number of floats in each slice.
+    func forEachFloatSlice(_ t: TensorEntry, buffers: ChunkBuffers, _ body: (Int) throws -> Void) throws {
+        let floats = buffers.floats.bindMemory(to: Float.self)
         if let src = t.type.plainDType {
             let inSize = src.bits / 8
             let slice = floats.count - floats.count % 32
@@ -536,7 +544,7 @@ public struct Converter {
                     let n = min(slice, count - at)
                     DTypeConversion.convert(from: src, to: .F32, count: n,
                                             src: UnsafeRawBufferPointer(rebasing: chunk[(at * inSize)...]), dst: buffers.floats)
-                    try emit(n)
+                    try body(n)
                     at += n
                 }
             }
@@ -549,39 +557,32 @@ public struct Converter {
                     let n = blocks * g.blockSize
                     kernel(UnsafeRawBufferPointer(rebasing: chunk[at..<(at + blocks * g.typeSize)]),
                            UnsafeMutableBufferPointer(rebasing: floats[0..<n]))
-                    try emit(n)
+                    try body(n)
                     at += blocks * g.typeSize
                 }
             }
+        } else {
+            throw FTQError.invalid("convert.quantized-tensor", file: model.file(of: t).path,
+                "tensor \"\(t.name)\" is \(t.type.name), which ftq cannot dequantize yet")
         }
     }
 
     /// Streams a quantized tensor: blocks are decoded to float32 a slice at a time (at most
     /// 1 MiB of floats), converted to `dtype` and written.
-    func dequantize(_ t: TensorEntry, _ g: GGMLType, _ kernel: GGMLDequantizer.Kernel, as dtype: DType,
-                    to out: OutputFile, progress: Progress, buffers: ChunkBuffers, hashes: HashPipeline?) throws {
-        let floats = buffers.floats.bindMemory(to: Float.self)
-        let blocksPerSlice = max(1, floats.count / g.blockSize)
+    func dequantize(_ t: TensorEntry, as dtype: DType, to out: OutputFile, progress: Progress,
+                    buffers: ChunkBuffers, hashes: HashPipeline?) throws {
         let outSize = dtype.bits / 8
-        try model.forEachChunk(of: t, granule: g.typeSize, buffer: buffers.read) { chunk in
-            var at = 0
-            while at < chunk.count {
-                let blocks = min(blocksPerSlice, (chunk.count - at) / g.typeSize)
-                let n = blocks * g.blockSize
-                kernel(UnsafeRawBufferPointer(rebasing: chunk[at..<(at + blocks * g.typeSize)]),
-                       UnsafeMutableBufferPointer(rebasing: floats[0..<n]))
-                let bytes: UnsafeRawBufferPointer
-                if dtype == .F32 {
-                    bytes = UnsafeRawBufferPointer(rebasing: buffers.floats[0..<(n * 4)])
-                } else {
-                    DTypeConversion.convert(from: .F32, to: dtype, count: n, src: UnsafeRawBufferPointer(buffers.floats), dst: buffers.converted)
-                    bytes = UnsafeRawBufferPointer(rebasing: buffers.converted[0..<(n * outSize)])
-                }
-                try out.write(bytes)
-                hashes?.feed(bytes, tensor: true)
-                progress.advance(bytes.count)
-                at += blocks * g.typeSize
+        try forEachFloatSlice(t, buffers: buffers) { n in
+            let bytes: UnsafeRawBufferPointer
+            if dtype == .F32 {
+                bytes = UnsafeRawBufferPointer(rebasing: buffers.floats[0..<(n * 4)])
+            } else {
+                DTypeConversion.convert(from: .F32, to: dtype, count: n, src: UnsafeRawBufferPointer(buffers.floats), dst: buffers.converted)
+                bytes = UnsafeRawBufferPointer(rebasing: buffers.converted[0..<(n * outSize)])
             }
+            try out.write(bytes)
+            hashes?.feed(bytes, tensor: true)
+            progress.advance(bytes.count)
         }
     }
 
@@ -598,8 +599,8 @@ public struct Converter {
               hashes: HashPipeline?) throws {
         hashes?.beginTensor()
         defer { hashes?.endTensor() }
-        if case let .ggml(g) = t.type, t.type.plainDType == nil, let dtype, let kernel = GGMLDequantizer.kernel(for: g) {
-            try dequantize(t, g, kernel, as: dtype, to: out, progress: progress, buffers: buffers, hashes: hashes)
+        if t.type.plainDType == nil, let dtype {
+            try dequantize(t, as: dtype, to: out, progress: progress, buffers: buffers, hashes: hashes)
             return
         }
         guard let src = t.type.plainDType, let dtype, src != dtype else {
