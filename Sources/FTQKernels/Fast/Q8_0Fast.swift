@@ -1,38 +1,42 @@
 import FTQCore
 
-/// A vectorised Q8_0 quantizer, bit-identical to the reference
-/// (``GGMLLegacyQuant/quantizeQ8_0(_:_:)``): the block maximum and the scale are computed
-/// exactly as there; the codes, the same float32 multiply and round-half-away per element,
-/// written without library calls so that the compiler can vectorise the loop. A block with a non-finite value or a non-finite `1/d` goes through
-/// the reference. Tested against it in FTQKernelsTests/FastQuantTests.
+/// A fast Q8_0 quantizer, bit-identical to the reference
+/// (``GGMLLegacyQuant/quantizeQ8_0(_:_:)``), written without branches or trapping conversions
+/// in its inner loops so that the compiler vectorises them:
+/// - the block maximum is the largest magnitude bit pattern (for finite floats, ordering the
+///   patterns orders the values; a pattern at or above 0x7f800000 means a non-finite element,
+///   and such a block goes through the reference);
+/// - roundf(v), for |v| <= 128, is the round-to-nearest-even of |v| (by adding and
+///   subtracting 2^23) moved up by one where that rounded a tie down, with v's sign;
+/// - the code's low byte is read from the bits of (code + 1.5 * 2^23), as two's complement.
+/// Tested against the reference in FTQKernelsTests/FastQuantTests.
 enum Q8_0Fast {
     static func quantize(_ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableRawBufferPointer) {
         let blocks = x.count / 32
         let base = x.baseAddress!
+        let ob = out.baseAddress!
         for b in 0..<blocks {
-            let block = UnsafeBufferPointer(start: base + b * 32, count: 32)
-            let o = UnsafeMutableRawBufferPointer(rebasing: out[(b * 34)..<(b * 34 + 34)])
-            var amax: Float = 0
-            var finite = true
-            for v in block {
-                amax = Swift.max(amax, abs(v))
-                finite = finite && v.isFinite
-            }
+            let p = base + b * 32
+            var maxBits: UInt32 = 0
+            for j in 0..<32 { maxBits = Swift.max(maxBits, p[j].bitPattern & 0x7fff_ffff) }
+            let amax = Float(bitPattern: maxBits)
             let d = amax / 127
             let id: Float = d != 0 ? 1 / d : 0
-            guard finite, id.isFinite else {
-                GGMLLegacyQuant.quantizeQ8_0(block, o)
+            let o = ob + b * 34
+            guard maxBits < 0x7f80_0000, id.isFinite else {
+                GGMLLegacyQuant.quantizeQ8_0(UnsafeBufferPointer(start: p, count: 32), UnsafeMutableRawBufferPointer(start: o, count: 34))
                 continue
             }
-            GGMLLegacyQuant.putHalf(d, o, 0)
-            let q = o.baseAddress!.assumingMemoryBound(to: Int8.self) + 2
+            let h = FloatBits.f32ToF16(d.bitPattern)
+            o.storeBytes(of: h.littleEndian, as: UInt16.self)
+            let q = (o + 2).assumingMemoryBound(to: UInt8.self)
             for j in 0..<32 {
-                // roundf(v) for |v| <= 127: truncate, then step away from zero when the dropped
-                // fraction (exact in float32) is at least one half.
-                let v = block[j] * id
-                let t = Int32(v)
-                let f = v - Float(t)
-                q[j] = Int8(truncatingIfNeeded: t + (f >= 0.5 ? 1 : 0) - (f <= -0.5 ? 1 : 0))
+                let v = p[j] * id
+                let a = Float(bitPattern: v.bitPattern & 0x7fff_ffff)
+                var r = (a + 8_388_608) - 8_388_608  // round to nearest, ties to even
+                r += (r - a == -0.5) ? 1 : 0          // ties away from zero, as roundf
+                let s = Float(bitPattern: r.bitPattern | (v.bitPattern & 0x8000_0000))
+                q[j] = UInt8(truncatingIfNeeded: (s + 12_582_912).bitPattern)
             }
         }
     }
