@@ -37,6 +37,7 @@ public enum GGMLLegacyQuant: String, CaseIterable, Sendable {
     public func quantize(_ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableRawBufferPointer) {
         precondition(x.count % 32 == 0 && out.count >= x.count / 32 * blockBytes)
         if self == .Q8_0, x.count > 0 { return Q8_0Fast.quantize(x, into: out) }
+        if self == .Q4_0, x.count > 0 { return Q4_0Fast.quantize(x, into: out) }
         referenceQuantize(x, into: out)
     }
 
