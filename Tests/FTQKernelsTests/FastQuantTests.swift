@@ -3,7 +3,7 @@ import Testing
 
 /// Fast quantizers agree with the scalar reference bit for bit.
 @Suite struct FastQuantTests {
-    @Test(arguments: [GGMLLegacyQuant.Q8_0, .Q4_0])
+    @Test(arguments: [GGMLLegacyQuant.Q8_0, .Q4_0, .Q4_1])
     func fastMatchesReference(_ type: GGMLLegacyQuant) {
         var x: [Float] = []
         var s: UInt64 = 0x1234_5678

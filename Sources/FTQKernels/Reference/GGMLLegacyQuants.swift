@@ -38,6 +38,7 @@ public enum GGMLLegacyQuant: String, CaseIterable, Sendable {
         precondition(x.count % 32 == 0 && out.count >= x.count / 32 * blockBytes)
         if self == .Q8_0, x.count > 0 { return Q8_0Fast.quantize(x, into: out) }
         if self == .Q4_0, x.count > 0 { return Q4_0Fast.quantize(x, into: out) }
+        if self == .Q4_1, x.count > 0 { return Q4_1Fast.quantize(x, into: out) }
         referenceQuantize(x, into: out)
     }
 
