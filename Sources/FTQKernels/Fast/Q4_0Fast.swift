@@ -14,8 +14,7 @@ enum Q4_0Fast {
         let ob = out.baseAddress!
         for b in 0..<blocks {
             let p = base + b * 32
-            var maxBits: UInt32 = 0
-            for j in 0..<32 { maxBits = Swift.max(maxBits, p[j].bitPattern & 0x7fff_ffff) }
+            let maxBits = FastBlock.maxMagnitudeBits(p)
             let o = ob + b * 18
             // The reference keeps the first element of the largest magnitude (and +0 for an
             // all-zero block, whatever the signs of its zeros).

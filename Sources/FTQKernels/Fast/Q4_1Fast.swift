@@ -14,8 +14,7 @@ enum Q4_1Fast {
             let p = base + b * 32
             let block = UnsafeBufferPointer(start: p, count: 32)
             let o = ob + b * 20
-            var maxBits: UInt32 = 0
-            for j in 0..<32 { maxBits = Swift.max(maxBits, p[j].bitPattern & 0x7fff_ffff) }
+            let maxBits = FastBlock.maxMagnitudeBits(p)
             let (lo, hi) = GGMLLegacyQuant.minMax(block)
             let d = (hi - lo) / 15
             let id: Float = d != 0 ? 1 / d : 0

@@ -17,8 +17,7 @@ enum Q8_0Fast {
         let ob = out.baseAddress!
         for b in 0..<blocks {
             let p = base + b * 32
-            var maxBits: UInt32 = 0
-            for j in 0..<32 { maxBits = Swift.max(maxBits, p[j].bitPattern & 0x7fff_ffff) }
+            let maxBits = FastBlock.maxMagnitudeBits(p)
             let amax = Float(bitPattern: maxBits)
             let d = amax / 127
             let id: Float = d != 0 ? 1 / d : 0
