@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(name: "ftq-bench", dependencies: ["FTQCore", "FTQFormats", "FTQArtifacts"]),
 
         .testTarget(name: "FTQCoreTests", dependencies: ["FTQCore"]),
-        .testTarget(name: "FTQKernelsTests", dependencies: ["FTQCore", "FTQKernels"]),
+        .testTarget(name: "FTQKernelsTests", dependencies: ["FTQCore", "FTQKernels", "FTQArtifacts"]),
         .testTarget(name: "FTQFormatsTests", dependencies: ["FTQCore", "FTQFormats"]),
         .testTarget(name: "FTQCLITests", dependencies: ["FTQCore", "FTQFormats", "FTQArtifacts", "ftq"]),
     ]
