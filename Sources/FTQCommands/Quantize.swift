@@ -4,41 +4,95 @@ import FTQCore
 import FTQFormats
 import FTQKernels
 
-/// `ftq quantize --type`: a GGUF whose 2-D weights are ggml blocks.
+/// `ftq quantize`: bitsandbytes layouts (`--nf4`, `--fp4`, `--int8`) or ggml block types (`--type`).
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Quantize a model's 2-D weights to a ggml block type, writing GGUF.",
+        abstract: "Quantize a model: NF4, FP4 or LLM.int8 in the bitsandbytes layout, or a ggml type into GGUF.",
         discussion: """
-        Every 2-D floating-point (or quantized: it is decoded first) weight gets --type, as \
-        llama-quantize --pure does; 1-D and scalar floating-point tensors are written as F32; a \
-        2-D weight whose rows are not a multiple of 32 is kept as F16 and reported. Types: \
-        Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, byte-identical to ggml's reference quantizers \
-        (formats/ggml-quants.md). The output name defaults to INPUT-TYPE.gguf beside the input. \
-        A GGUF input keeps its key-values, with general.file_type set for the type. A manifest \
-        and a checksum file are written with the output.
+        --nf4, --fp4, --int8 write what transformers + bitsandbytes save (formats/bnb-quants.md): \
+        every 2-D linear weight (NAME.weight) is quantized, byte-identical to bitsandbytes on the \
+        CPU; embeddings, the output head (lm_head), norms, biases and 1-D tensors keep their \
+        dtype; --skip REGEX keeps more. 4-bit uses blocks of --blocksize (default 64) with double \
+        quantization unless --no-double-quant. A Hugging Face directory gives a directory whose \
+        config.json carries the quantization_config (--compute-dtype sets \
+        bnb_4bit_compute_dtype), with the other files (tokenizer, generation config) copied: \
+        AutoModelForCausalLM.from_pretrained loads it as it is. Output names default to \
+        INPUT-nf4.safetensors, or DIR-nf4/ for a directory.
+
+        --type writes GGUF: every 2-D floating-point (or quantized: it is decoded first) weight \
+        gets the type, as llama-quantize --pure does; 1-D and scalar floating-point tensors are \
+        written as F32; a 2-D weight whose rows are not a multiple of 32 is kept as F16 and \
+        reported. Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, byte-identical to ggml's reference \
+        quantizers (formats/ggml-quants.md). The output defaults to INPUT-TYPE.gguf. A GGUF input \
+        keeps its key-values, with general.file_type set for the type.
+
+        One line per tensor goes to stderr (-q: none); --dry-run prints the plan and writes \
+        nothing. A manifest and a checksum file are written with the output.
         """
     )
 
     @Argument(help: "Input: .safetensors, Hugging Face directory, index file or .gguf.")
     var input: String
 
-    @Option(help: "The ggml type: Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1.")
-    var type: String
+    @Flag(help: "4-bit NormalFloat (bitsandbytes nf4).")
+    var nf4 = false
 
-    @Option(name: .shortAndLong, help: "Output GGUF (default: INPUT-TYPE.gguf beside the input).")
+    @Flag(help: "4-bit float (bitsandbytes fp4).")
+    var fp4 = false
+
+    @Flag(help: "LLM.int8 row-wise (bitsandbytes load_in_8bit).")
+    var int8 = false
+
+    @Option(help: "A ggml type, written as GGUF: Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1.")
+    var type: String?
+
+    @Option(name: .shortAndLong, help: "Output file or directory (default: beside the input, named for the type).")
     var output: String?
 
-    @Flag(help: "Print what was written as JSON.")
+    @Option(help: "4-bit block size: 32, 64, 128, 256, 512, 1024, 2048 or 4096.")
+    var blocksize: Int = 64
+
+    @Flag(help: "4-bit without double quantization (float32 absmax per block).")
+    var noDoubleQuant = false
+
+    @Option(help: "bnb_4bit_compute_dtype in config.json: bf16, f16 or f32.")
+    var computeDtype: String = "bf16"
+
+    @Option(help: "Keep weights whose name matches this regular expression (repeatable).")
+    var skip: [String] = []
+
+    @Flag(help: "Print the plan (each tensor's fate and the output size) and write nothing.")
+    var dryRun = false
+
+    @Flag(help: "Print what was written (or, with --dry-run, the plan) as JSON.")
     var json = false
 
     @OptionGroup var outputOptions: OutputOptions
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
+        let chosen = [nf4, fp4, int8, type != nil].filter { $0 }.count
+        guard chosen == 1 else {
+            throw FTQError.usage(chosen == 0 ? "usage.missing" : "usage.conflict",
+                                 "choose exactly one of --nf4, --fp4, --int8 or --type")
+        }
+        if let type {
+            for (flag, set) in [("--blocksize", blocksize != 64), ("--no-double-quant", noDoubleQuant),
+                                ("--compute-dtype", computeDtype != "bf16"), ("--skip", !skip.isEmpty), ("--dry-run", dryRun)] where set {
+                throw FTQError.usage("usage.conflict", "\(flag) applies to --nf4, --fp4 and --int8, not --type")
+            }
+            return try runGGML(type)
+        }
+        try runBnB()
+    }
+
+    // MARK: ggml
+
+    func runGGML(_ type: String) throws {
         guard let q = GGMLLegacyQuant(rawValue: type.uppercased()) else {
             throw FTQError.usage("usage.type", "--type must be Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 (got \"\(type)\")")
         }
-        let out = output ?? Self.defaultOutput(input, q)
+        let out = output ?? Self.defaultOutput(input, suffix: q.rawValue, directory: false, gguf: true)
         guard out.hasByteSuffix(".gguf") else {
             throw FTQError.usage("usage.conflict", "--type writes GGUF: give -o a NAME.gguf (got \(out))")
         }
@@ -48,14 +102,145 @@ struct Quantize: ParsableCommand {
         try run.run()
     }
 
-    /// `dir/model.safetensors` -> `dir/model-Q4_0.gguf`; a directory `dir/` -> `dir-Q4_0.gguf`.
-    static func defaultOutput(_ input: String, _ q: GGMLLegacyQuant) -> String {
+    /// `dir/model.safetensors` -> `dir/model-Q4_0.gguf` or `dir/model-nf4.safetensors`; a
+    /// directory `dir/` -> `dir-Q4_0.gguf` or `dir-nf4` (a directory).
+    static func defaultOutput(_ input: String, suffix: String, directory: Bool, gguf: Bool) -> String {
         var p = input
         while p.count > 1 && p.hasByteSuffix("/") { p.removeLast() }
         for ext in [".safetensors.index.json", ".safetensors", ".gguf"] where p.hasByteSuffix(ext) {
             p.removeLast(ext.count)
             break
         }
-        return p + "-" + q.rawValue + ".gguf"
+        return p + "-" + suffix + (gguf ? ".gguf" : directory ? "" : ".safetensors")
+    }
+
+    // MARK: bitsandbytes
+
+    func runBnB() throws {
+        var opts = BnBOptions(mode: nf4 ? .fourBit(.nf4) : fp4 ? .fourBit(.fp4) : .int8)
+        opts.blocksize = blocksize
+        opts.doubleQuant = !noDoubleQuant
+        opts.skip = skip
+        switch computeDtype.lowercased() {
+        case "bf16", "bfloat16": opts.computeDType = "bfloat16"
+        case "f16", "fp16", "float16": opts.computeDType = "float16"
+        case "f32", "fp32", "float32": opts.computeDType = "float32"
+        default: throw FTQError.usage("usage.dtype", "--compute-dtype must be bf16, f16 or f32 (got \"\(computeDtype)\")")
+        }
+        if int8 {
+            for (flag, set) in [("--blocksize", blocksize != 64), ("--no-double-quant", noDoubleQuant), ("--compute-dtype", computeDtype != "bf16")] where set {
+                throw FTQError.usage("usage.conflict", "\(flag) applies to 4-bit (--nf4, --fp4), not --int8")
+            }
+        }
+        let model = try ModelOpener.open(input)
+        let isDirectory = PathKind.of(model.path) == .directory
+        let suffix = nf4 ? "nf4" : fp4 ? "fp4" : "int8"
+        let out = output ?? Self.defaultOutput(input, suffix: suffix, directory: isDirectory, gguf: false)
+        if out.hasByteSuffix(".gguf") {
+            throw FTQError.usage("usage.conflict", "--\(suffix) writes safetensors: give -o NAME.safetensors or a directory (got \(out))")
+        }
+        let target: OutputTarget = out.hasByteSuffix(".safetensors")
+            ? .safetensorsFile(out) : .hfDirectory(out, maxShardSize: Converter.defaultMaxShardSize)
+        let manifestDir = out.hasByteSuffix(".safetensors") ? splitPath(out).dir : out
+
+        var convertOptions = ConvertOptions(overwrite: outputOptions.force, quiet: outputOptions.quiet,
+                                            digest: FileHashing.sha256, sidecars: nil)
+        var quantizer = try BnBQuantizer(model: model, options: convertOptions, bnb: opts)
+        let plans = quantizer.plan()
+        if dryRun { return try printPlan(quantizer, plans, output: out) }
+        if !outputOptions.quiet && !json {
+            quantizer.tensorLine = { writeStderr(TerminalText.escaped($0, limit: 1000) + "\n") }
+        }
+
+        let inputPaths = model.files.map(\.path) + model.auxiliaryFiles + (isDirectory ? try quantizer.companionInputs() : [])
+        let inputHashes = threads.count > 1 ? FileHashing.Background(inputPaths, threads: threads.count - 1) : nil
+        var commandLine = ["ftq", "quantize", ArtifactPaths.relative(input, to: manifestDir), "--\(suffix)",
+                           "-o", ArtifactPaths.relative(out, to: manifestDir)]
+        if !int8 {
+            commandLine += ["--blocksize", String(blocksize)]
+            if noDoubleQuant { commandLine.append("--no-double-quant") }
+            commandLine += ["--compute-dtype", opts.computeDType]
+        }
+        for s in skip { commandLine += ["--skip", s] }
+        let command = commandLine
+        let options: [(String, JSONValue)] = [
+            ("output_format", .string(isDirectory && !out.hasByteSuffix(".safetensors") ? "hf-directory" : "safetensors")),
+            ("type", .string(opts.typeName)),
+            ("blocksize", int8 ? .null : .int(blocksize)),
+            ("double_quant", int8 ? .null : .bool(!noDoubleQuant)),
+            ("compute_dtype", int8 ? .null : .string(opts.computeDType)),
+            ("skip", .array(skip.map { .string($0) })),
+        ]
+        convertOptions.sidecars = ArtifactPaths.sidecars(manifestDirectory: manifestDir) { written in
+            let digests = try inputHashes?.wait() ?? FileHashing.hash(inputPaths, threads: 1)
+            return Manifest(toolVersion: FTQ.version, command: command, options: options,
+                            inputs: digests.map { .init(path: ArtifactPaths.relative($0.path, to: manifestDir), size: $0.size, sha256: $0.sha256) },
+                            outputs: written.map(Manifest.Output.init))
+        }
+        var q2 = try BnBQuantizer(model: model, options: convertOptions, bnb: opts)
+        q2.tensorLine = quantizer.tensorLine
+        let written = try q2.run(to: target)
+
+        let quantized = plans.filter { $0 == .quantize }.count
+        let inBytes = model.totalBytes
+        let outBytes = written.filter { !$0.tensors.isEmpty }.reduce(0) { $0 + $1.bytes }
+        let qElements = zip(model.tensors, plans).filter { $0.1 == .quantize }.reduce(0) { $0 + $1.0.elementCount }
+        let qBytes = zip(model.tensors, plans).filter { $0.1 == .quantize }.reduce(0) { $0 + q2.quantizedBytes($1.0) }
+        let bpw = qElements > 0 ? Double(qBytes * 8) / Double(qElements) : 0
+        if json {
+            let v = JSONValue.object([
+                ("input", .string(input)),
+                ("type", .string(opts.typeName)),
+                ("tensors", .int(model.tensors.count)),
+                ("quantized", .int(quantized)),
+                ("input_bytes", .int(inBytes)),
+                ("output_bytes", .int(outBytes)),
+                ("bits_per_weight", .double((bpw * 1000).rounded() / 1000)),
+                ("outputs", .array(written.map { w in
+                    .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors.count))])
+                })),
+            ])
+            try printOut(JSONText.serialize(v, indent: 2) + "\n")
+        } else {
+            var text = written.filter { !$0.tensors.isEmpty }.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined()
+            text += "\(quantized) of \(model.tensors.count) tensors -> \(opts.typeName) (\(Self.threeDecimals(bpw)) bits per weight); "
+            text += "\(ByteSize.format(inBytes)) -> \(ByteSize.format(outBytes))\n"
+            try printOut(text)
+        }
+    }
+
+    /// `x` with three decimals (x >= 0).
+    static func threeDecimals(_ x: Double) -> String {
+        let m = Int((x * 1000).rounded())
+        let frac = String(m % 1000)
+        return "\(m / 1000)." + String(repeating: "0", count: 3 - frac.count) + frac
+    }
+
+    func printPlan(_ q: BnBQuantizer, _ plans: [BnBTensorPlan], output: String) throws {
+        var total = 0
+        var rows: [JSONValue] = []
+        var text = ""
+        for (k, t) in q.model.tensors.enumerated() {
+            let bytes: Int
+            switch plans[k] {
+            case .quantize: bytes = q.quantizedBytes(t)
+            case .keep: bytes = t.type.plainDType == nil ? t.elementCount * 4 : t.nbytes
+            }
+            total += bytes
+            var reason: JSONValue = .null
+            if case let .keep(r) = plans[k] { reason = .string(r) }
+            rows.append(.object([("name", .string(t.name)), ("shape", .array(t.shape.map { .int($0) })),
+                                 ("dtype", .string(t.type.name)), ("quantize", .bool(plans[k] == .quantize)),
+                                 ("reason", reason), ("bytes", .int(bytes))]))
+            text += q.describe(index: k, plan: plans[k]) + "\n"
+        }
+        if json {
+            let v = JSONValue.object([("input", .string(input)), ("output", .string(output)), ("type", .string(q.bnb.typeName)),
+                                      ("tensors", .array(rows)), ("output_tensor_bytes", .int(total))])
+            try printOut(JSONText.serialize(v, indent: 2) + "\n")
+        } else {
+            text += "dry run: would write \(output), about \(ByteSize.format(total)) of tensor data\n"
+            try printOut(text)
+        }
     }
 }

@@ -356,15 +356,33 @@ public struct Converter {
 
     func writeDirectory(_ dir: String, maxShardSize: Int) throws -> [WrittenFile] {
         var outSizes: [Int] = []
-        var total = 0
         for t in model.tensors {
             let d = try targetDType(t)
             guard let n = d.byteCount(elements: t.elementCount) else {
                 throw FTQError.invalid("convert.size-overflow", "tensor \"\(t.name)\": \(t.elementCount) elements of \(d.rawValue) overflow a 64-bit size")
             }
             outSizes.append(n)
-            total = try Checked.add(total, n, "convert.size-overflow", "total size")
         }
+        var shardOptions = options
+        shardOptions.overwrite = true
+        let meta = sourceSafetensorsMetadata() ?? [("format", "pt")]
+        return try writeDirectory(dir, maxShardSize: maxShardSize, names: model.tensors.map(\.name), sizes: outSizes,
+                                  parameters: model.tensors.reduce(0) { $0 + $1.elementCount }) { indices, staged, name, prog in
+            try Converter(model: model, options: shardOptions)
+                .writeSafetensors(indices.map { model.tensors[$0] }, metadata: meta, to: staged, name: name, progress: prog)
+        }
+    }
+
+    /// Writes a Hugging Face directory of safetensors shards: tensors `names` with data sizes
+    /// `sizes` are split into shards as huggingface_hub splits them, each shard written by
+    /// `writeShard` (the indices of its tensors, its staged path, its name) in a staging
+    /// directory, with the index, `extraFiles` (written as given) and the sidecars, then moved
+    /// into place.
+    func writeDirectory(_ dir: String, maxShardSize: Int, names tensorNames: [String], sizes outSizes: [Int], parameters: Int,
+                        extraFiles: [(name: String, bytes: [UInt8])] = [],
+                        writeShard: (_ indices: [Int], _ staged: String, _ name: String, _ progress: Progress) throws -> (OutputFile, WrittenFile)) throws -> [WrittenFile] {
+        var total = 0
+        for n in outSizes { total = try Checked.add(total, n, "convert.size-overflow", "total size") }
         let shards = Self.planShards(outSizes, maxShardSize: maxShardSize)
         let names: [String] = shards.count == 1 ? [ShardedModel.singleName] :
             (1...shards.count).map { GGUFSplit.partNameSafetensors(part: $0, count: shards.count) }
@@ -391,30 +409,32 @@ public struct Converter {
         TempFileRegistry.shared.addDirectory(stage)
         defer { removeTree(stage); TempFileRegistry.shared.removeDirectory(stage) }
 
-        let meta = sourceSafetensorsMetadata() ?? [("format", "pt")]
         let prog = Progress(label: "convert", totalBytes: total, quiet: options.quiet)
         var written: [WrittenFile] = []
         var weightMap: [(String, String)] = []
-        var shardOptions = options
-        shardOptions.overwrite = true
         for (k, shard) in shards.enumerated() {
-            let tensors = shard.map { model.tensors[$0] }
             let staged = joinPath(stage, names[k])
-            let (out, w) = try Converter(model: model, options: shardOptions)
-                .writeSafetensors(tensors, metadata: meta, to: staged, name: names[k], progress: prog)
+            let (out, w) = try writeShard(shard, staged, names[k], prog)
             try out.commit()
             var w2 = w
             w2.path = joinPath(dir, names[k])
             written.append(w2)
-            for t in tensors { weightMap.append((t.name, names[k])) }
+            for i in shard { weightMap.append((tensorNames[i], names[k])) }
         }
         prog.finish()
         var files = names
+        for (name, bytes) in extraFiles {
+            let out = try OutputFile(joinPath(stage, name), overwrite: true, digest: options.digest)
+            try out.write(bytes)
+            let sha = try out.finish()
+            try out.commit()
+            written.append(WrittenFile(path: joinPath(dir, name), name: name, bytes: bytes.count, tensors: [], sha256: sha))
+            files.append(name)
+        }
         if shards.count > 1 {
             weightMap.sort { $0.0.unicodeScalars.lexicographicallyPrecedes($1.0.unicodeScalars) }
-            let params = model.tensors.reduce(0) { $0 + $1.elementCount }
             let index = JSONValue.object([
-                ("metadata", .object([("total_parameters", .int(params)), ("total_size", .int(total))])),
+                ("metadata", .object([("total_parameters", .int(parameters)), ("total_size", .int(total))])),
                 ("weight_map", .object(weightMap.map { ($0.0, .string($0.1)) })),
             ])
             let text = JSONText.serialize(index, indent: 2, asciiOnly: true) + "\n"
@@ -583,6 +603,17 @@ public struct Converter {
             try out.write(bytes)
             hashes?.feed(bytes, tensor: true)
             progress.advance(bytes.count)
+        }
+    }
+
+    /// Streams a tensor's data unchanged, or decoded to float32 when it is ggml-quantized.
+    func copyData(_ t: TensorEntry, to emit: (UnsafeRawBufferPointer) throws -> Void, buffers: ChunkBuffers) throws {
+        if t.type.plainDType != nil {
+            try model.forEachChunk(of: t, buffer: buffers.read, emit)
+        } else {
+            try forEachFloatSlice(t, buffers: buffers) { n in
+                try emit(UnsafeRawBufferPointer(rebasing: buffers.floats[0..<(n * 4)]))
+            }
         }
     }
 

@@ -77,6 +77,12 @@ public struct BnB4BitCodec: Sendable {
     /// Blocks (absmax values) for `n` elements.
     public func blocks(_ n: Int) -> Int { (n + blocksize - 1) / blocksize }
 
+    /// Quantizes like referenceQuantize, with the fastest kernel that gives the same bytes.
+    public func quantize(_ x: UnsafeBufferPointer<Float>, isEnd: Bool,
+                         packed: UnsafeMutableRawBufferPointer, absmax: UnsafeMutableBufferPointer<Float>) {
+        referenceQuantize(x, isEnd: isEnd, packed: packed, absmax: absmax)
+    }
+
     /// Quantizes `x`, a whole tensor or a slice of one that starts on a block boundary:
     /// every block of `x` but the last must be full; `x.count` must be even unless `x` ends the
     /// tensor. `isEnd` says whether `x` ends the tensor, so that its last block, if partial, is

@@ -1,0 +1,609 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FTQCore
+import FTQKernels
+
+/// `ftq quantize --nf4 | --fp4 | --int8`: the bitsandbytes layout that transformers saves and
+/// loads (formats/bnb-quants.md, "Safetensors layout"; formats/cli.md, "quantize").
+public struct BnBOptions: Sendable {
+    public enum Mode: Sendable, Equatable {
+        case fourBit(BnB4BitType)
+        case int8
+    }
+
+    public var mode: Mode
+    /// 4-bit block size (32..4096, a power of two).
+    public var blocksize = 64
+    /// Double quantization of the 4-bit absmax (on by default, as for --nf4 and --fp4).
+    public var doubleQuant = true
+    /// torch name of `bnb_4bit_compute_dtype` in config.json.
+    public var computeDType = "bfloat16"
+    /// Extra name patterns (regular expressions, searched anywhere in the name) of weights to keep.
+    public var skip: [String] = []
+
+    public init(mode: Mode) { self.mode = mode }
+
+    /// The name of the quantized type in messages: NF4, FP4, INT8.
+    public var typeName: String {
+        switch mode {
+        case let .fourBit(t): return t.rawValue.uppercased()
+        case .int8: return "INT8"
+        }
+    }
+}
+
+/// What happens to one source tensor.
+public enum BnBTensorPlan: Sendable, Equatable {
+    /// Written unchanged (its dtype kept; a ggml-quantized tensor is decoded to F32).
+    case keep(reason: String)
+    /// Quantized to the chosen type.
+    case quantize
+}
+
+/// The layer names transformers never converts to bitsandbytes layers: embeddings and the output
+/// head (nn.Embedding and the tied or last module), under Hugging Face and GGUF naming.
+let bnbKeptComponents: Set<String> = [
+    "embed_tokens", "wte", "wpe", "word_embeddings", "position_embeddings", "token_type_embeddings",
+    "tok_embeddings", "embed_positions", "embeddings", "lm_head", "token_embd", "shared", "embed_in", "embed_out",
+]
+
+/// Model types whose linear layers are GPT-2 style Conv1D (weights stored transposed), which
+/// transformers transposes before quantizing: not supported yet.
+let bnbConv1DModelTypes: Set<String> = ["gpt2", "openai-gpt", "imagegpt", "decision_transformer"]
+
+/// The bitsandbytes writer: plans, then writes a safetensors file or a Hugging Face directory.
+public struct BnBQuantizer {
+    public let model: Model
+    public let options: ConvertOptions
+    public let bnb: BnBOptions
+    let skipPatterns: [Regex<AnyRegexOutput>]
+    /// Cached statistics of quantized tensors are kept while they total at most this many bytes;
+    /// beyond it they are recomputed from the input when needed (another read).
+    public var cacheBudget = 64 << 20
+    /// Receives one line per tensor (`[ i/ N] name [shape] BF16 -> NF4  12.0 MiB -> 3.1 MiB`).
+    public var tensorLine: (@Sendable (String) -> Void)? = nil
+
+    public init(model: Model, options: ConvertOptions, bnb: BnBOptions) throws {
+        self.model = model
+        self.options = options
+        self.bnb = bnb
+        if case .fourBit = bnb.mode, !BnB4BitType.blockSizes.contains(bnb.blocksize) {
+            throw FTQError.usage("usage.blocksize", "--blocksize must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096 (got \(bnb.blocksize))")
+        }
+        skipPatterns = try bnb.skip.map { p in
+            do { return try Regex(p) } catch {
+                throw FTQError.usage("usage.skip", "--skip \(p): not a valid regular expression")
+            }
+        }
+    }
+
+    /// The plan for every source tensor, in source order.
+    public func plan() -> [BnBTensorPlan] {
+        model.tensors.map(plan)
+    }
+
+    func plan(_ t: TensorEntry) -> BnBTensorPlan {
+        let floatSource = t.type.plainDType?.isConvertibleFloat ?? false
+        var decodable = false
+        if case let .ggml(g) = t.type, t.type.plainDType == nil { decodable = GGMLDequantizer.kernel(for: g) != nil }
+        guard floatSource || decodable else { return .keep(reason: "not floating point") }
+        guard t.shape.count == 2 else { return .keep(reason: t.shape.count < 2 ? "1-D" : "not 2-D") }
+        guard t.name.hasByteSuffix(".weight") else { return .keep(reason: "not a weight") }
+        let parts = t.name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if parts.contains(where: bnbKeptComponents.contains) { return .keep(reason: "embedding or output head") }
+        if model.format == .gguf && t.name == "output.weight" { return .keep(reason: "output head") }
+        for (p, r) in zip(bnb.skip, skipPatterns) where (try? r.firstMatch(in: t.name)) != nil {
+            return .keep(reason: "--skip \(p)")
+        }
+        if t.elementCount == 0 { return .keep(reason: "empty") }
+        return .quantize
+    }
+
+    /// The quant_state `dtype` of a source tensor: its torch dtype name (float32 for F64 and
+    /// ggml-quantized sources, which are decoded to float32).
+    static func torchDType(_ t: TensorEntry) -> String {
+        switch t.type.plainDType {
+        case .BF16?: return "bfloat16"
+        case .F16?: return "float16"
+        default: return "float32"
+        }
+    }
+
+    // MARK: output tensors
+
+    /// Where an output tensor's bytes come from.
+    enum Part {
+        case copy(Int)
+        case packed(Int)
+        case absmaxF32(Int)
+        case absmaxU8(Int)
+        case nestedAbsmax(Int)
+        case int8Weight(Int)
+        case scb(Int)
+        case bytes([UInt8])
+    }
+
+    struct OutputTensor {
+        var name: String
+        var dtype: DType
+        var shape: [Int]
+        var part: Part
+        /// The source tensor this output belongs to (its line is printed after its main part).
+        var source: Int
+        var main: Bool
+    }
+
+    /// Per-tensor statistics from the first pass.
+    final class Stats {
+        var fourBit: [Int: BnBDoubleQuant] = [:]
+        var absmax: [Int: [Float]] = [:]
+        var scb: [Int: [Float]] = [:]
+        var offsets: [Int: Float] = [:]
+        var cachedBytes = 0
+    }
+
+    static func littleEndian(_ x: [Float]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(x.count * 4)
+        for v in x { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+        return out
+    }
+
+    /// The quant_state JSON, as bitsandbytes' `pack_dict_to_tensor` writes it (json.dumps).
+    func quantStateJSON(_ t: TensorEntry, offset: Float?) -> [UInt8] {
+        guard case let .fourBit(type) = bnb.mode else { return [] }
+        var s = "{\"quant_type\": \"\(type.rawValue)\", \"blocksize\": \(bnb.blocksize), \"dtype\": \"\(Self.torchDType(t))\", "
+        s += "\"shape\": [" + t.shape.map(String.init).joined(separator: ", ") + "]"
+        if let offset {
+            s += ", \"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": \(Self.pythonRepr(Double(offset)))"
+        }
+        return Array((s + "}").utf8)
+    }
+
+    /// Python's repr of a float64: the shortest round-trip digits, exponent form below 1e-4 and
+    /// from 1e16, `.0` on integral values. Swift's description follows the same rules for the
+    /// finite values an offset takes.
+    static func pythonRepr(_ d: Double) -> String {
+        var s = "\(d)"
+        if let e = s.firstIndex(of: "e") {
+            // Swift writes 1e-05 as "1e-05" like Python; both use at least two exponent digits.
+            let mant = s[..<e], exp = s[s.index(after: e)...]
+            s = mant + "e" + exp
+        }
+        return s
+    }
+
+    /// The output tensors in source order, with each quantized weight expanded into its parts.
+    func outputs(_ plans: [BnBTensorPlan], _ stats: Stats) throws -> [OutputTensor] {
+        var out: [OutputTensor] = []
+        for (k, t) in model.tensors.enumerated() {
+            guard plans[k] == .quantize else {
+                let dtype = t.type.plainDType ?? .F32
+                out.append(OutputTensor(name: t.name, dtype: dtype, shape: t.shape, part: .copy(k), source: k, main: true))
+                continue
+            }
+            let n = t.elementCount
+            switch bnb.mode {
+            case let .fourBit(type):
+                let p = t.name
+                let blocks = (n + bnb.blocksize - 1) / bnb.blocksize
+                out.append(OutputTensor(name: p, dtype: .U8, shape: [BnB4BitCodec.packedBytes(n), 1], part: .packed(k), source: k, main: true))
+                if bnb.doubleQuant {
+                    out.append(OutputTensor(name: p + ".absmax", dtype: .U8, shape: [blocks], part: .absmaxU8(k), source: k, main: false))
+                } else {
+                    out.append(OutputTensor(name: p + ".absmax", dtype: .F32, shape: [blocks], part: .absmaxF32(k), source: k, main: false))
+                }
+                out.append(OutputTensor(name: p + ".quant_map", dtype: .F32, shape: [16], part: .bytes(Self.littleEndian(type.code)), source: k, main: false))
+                if bnb.doubleQuant {
+                    out.append(OutputTensor(name: p + ".nested_absmax", dtype: .F32, shape: [(blocks + 255) / 256], part: .nestedAbsmax(k), source: k, main: false))
+                    out.append(OutputTensor(name: p + ".nested_quant_map", dtype: .F32, shape: [256],
+                                            part: .bytes(Self.littleEndian(BnBDynamicCode.code)), source: k, main: false))
+                }
+                let json = quantStateJSON(t, offset: bnb.doubleQuant ? stats.offsets[k]! : nil)
+                out.append(OutputTensor(name: p + ".quant_state.bitsandbytes__" + type.rawValue, dtype: .U8, shape: [json.count],
+                                        part: .bytes(json), source: k, main: false))
+            case .int8:
+                let module = String(t.name.dropLast(".weight".count))
+                out.append(OutputTensor(name: t.name, dtype: .I8, shape: t.shape, part: .int8Weight(k), source: k, main: true))
+                out.append(OutputTensor(name: module + ".SCB", dtype: .F32, shape: [t.shape[0]], part: .scb(k), source: k, main: false))
+                out.append(OutputTensor(name: module + ".weight_format", dtype: .U8, shape: [], part: .bytes([0]), source: k, main: false))
+            }
+        }
+        // Names must stay unique: a source tensor named like a part (`x.weight.absmax`) would clash.
+        var seen = Set<ExactName>()
+        for o in out where !seen.insert(ExactName(o.name)).inserted {
+            throw FTQError.invalid("quantize.name-clash", file: model.path,
+                "the output would hold two tensors named \"\(o.name)\" (a source tensor has the name of a bitsandbytes part)")
+        }
+        return out
+    }
+
+    // MARK: reading floats
+
+    /// Streams tensor `t` as float32 in whole groups of `group` values (the last call may end
+    /// with a partial group: `isEnd` is true on the last call only).
+    func forEachGroup(_ t: TensorEntry, group: Int, buffers: ChunkBuffers,
+                      _ body: (UnsafeBufferPointer<Float>, _ isEnd: Bool) throws -> Void) throws {
+        let capacity = max(group, (1 << 18) / group * group)
+        let acc = UnsafeMutableBufferPointer<Float>.allocate(capacity: capacity)
+        defer { acc.deallocate() }
+        var filled = 0
+        let floats = buffers.floats.bindMemory(to: Float.self)
+        let conv = Converter(model: model, options: options)
+        try conv.forEachFloatSlice(t, buffers: buffers) { n in
+            var at = 0
+            while at < n {
+                if filled == capacity {
+                    try body(UnsafeBufferPointer(acc), false)
+                    filled = 0
+                }
+                let m = min(n - at, capacity - filled)
+                (acc.baseAddress! + filled).update(from: floats.baseAddress! + at, count: m)
+                filled += m
+                at += m
+            }
+        }
+        try body(UnsafeBufferPointer(rebasing: acc[0..<filled]), true)
+    }
+
+    func nonFinite(_ t: TensorEntry) -> FTQError {
+        FTQError.invalid("quantize.non-finite", file: model.file(of: t).path,
+            "tensor \"\(t.name)\" holds NaN or infinite values, which \(bnb.typeName) cannot represent")
+    }
+
+    /// The 4-bit absmax vector of tensor `k` (formats/bnb-quants.md, "4-bit").
+    func absmax4(_ k: Int, buffers: ChunkBuffers) throws -> [Float] {
+        let t = model.tensors[k]
+        let bs = bnb.blocksize
+        var out = [Float]()
+        out.reserveCapacity((t.elementCount + bs - 1) / bs)
+        try forEachGroup(t, group: bs, buffers: buffers) { x, _ in
+            var b = 0
+            while b < x.count {
+                let end = min(x.count, b + bs)
+                var am: Float = 0, poison: Float = 0
+                for i in b..<end {
+                    am = max(am, abs(x[i]))
+                    poison += x[i] * 0
+                }
+                if poison != 0 || poison.isNaN { throw nonFinite(t) }
+                out.append(end - b == bs ? am : max(am, BnB4BitCodec.absmaxFloor))
+                b = end
+            }
+        }
+        return out
+    }
+
+    /// Rounds to float16 and back, refusing values that overflow float16.
+    @inline(__always)
+    static func toHalf(_ v: Float) -> Float {
+        Float(bitPattern: FloatBits.f16ToF32(FloatBits.f32ToF16(v.bitPattern)))
+    }
+
+    /// SCB of each row of tensor `k` (after rounding to float16).
+    func rowMaxes(_ k: Int, buffers: ChunkBuffers) throws -> [Float] {
+        let t = model.tensors[k]
+        let cols = t.shape[1]
+        var out = [Float]()
+        out.reserveCapacity(t.shape[0])
+        try forEachGroup(t, group: cols, buffers: buffers) { x, _ in
+            var r = 0
+            while r < x.count {
+                var m: Float = 0, poison: Float = 0
+                for i in r..<(r + cols) {
+                    let h = Self.toHalf(x[i])
+                    m = max(m, abs(h))
+                    poison += h * 0
+                }
+                if poison != 0 || poison.isNaN {
+                    throw FTQError.invalid("quantize.non-finite", file: model.file(of: t).path,
+                        "tensor \"\(t.name)\" holds NaN, infinite or values beyond float16's range (65504), which LLM.int8 cannot represent")
+                }
+                out.append(m)
+                r += cols
+            }
+        }
+        return out
+    }
+
+    /// The statistics pass: every quantized tensor is read once, checked and summarized.
+    func gatherStats(_ plans: [BnBTensorPlan], buffers: ChunkBuffers) throws -> Stats {
+        let stats = Stats()
+        for (k, p) in plans.enumerated() where p == .quantize {
+            switch bnb.mode {
+            case .fourBit:
+                let am = try absmax4(k, buffers: buffers)
+                if bnb.doubleQuant {
+                    let dq = am.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) }
+                    stats.offsets[k] = dq.offset
+                    let size = dq.q.count + dq.nestedAbsmax.count * 4
+                    if stats.cachedBytes + size <= cacheBudget {
+                        stats.fourBit[k] = dq
+                        stats.cachedBytes += size
+                    }
+                } else if stats.cachedBytes + am.count * 4 <= cacheBudget {
+                    stats.absmax[k] = am
+                    stats.cachedBytes += am.count * 4
+                }
+            case .int8:
+                stats.scb[k] = try rowMaxes(k, buffers: buffers)
+            }
+        }
+        return stats
+    }
+
+    func doubleQuant(_ k: Int, _ stats: Stats, buffers: ChunkBuffers) throws -> BnBDoubleQuant {
+        if let d = stats.fourBit[k] { return d }
+        let am = try absmax4(k, buffers: buffers)
+        return am.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) }
+    }
+
+    // MARK: writing
+
+    /// Writes the quantized model to `target` (a safetensors file or a directory).
+    public func run(to target: OutputTarget) throws -> [WrittenFile] {
+        let conv = Converter(model: model, options: options)
+        try conv.refuseInputAsOutput(target.path)
+        let plans = plan()
+        let buffers = ChunkBuffers()
+        let stats = try gatherStats(plans, buffers: buffers)
+        let outs = try outputs(plans, stats)
+        let lines = LineCounter(total: model.tensors.count)
+        switch target {
+        case let .safetensorsFile(path):
+            try conv.refuseExistingSidecars(of: path)
+            let meta = conv.sourceSafetensorsMetadata() ?? [("format", "pt")]
+            return try conv.commitWithSidecars(try write(outs, indices: Array(outs.indices), plans: plans, stats: stats, metadata: meta,
+                                                         to: path, name: nil, progress: nil, buffers: buffers, lines: lines))
+        case let .hfDirectory(dir, maxShardSize):
+            let sizes = try outs.map { o -> Int in
+                let n = try o.shape.reduce(1) { try Checked.mul($0, $1, "quantize.size-overflow", "tensor \"\(o.name)\" size") }
+                return n * o.dtype.bits / 8
+            }
+            let extra = try directoryExtras()
+            return try conv.writeDirectory(dir, maxShardSize: maxShardSize, names: outs.map(\.name), sizes: sizes,
+                                           parameters: model.tensors.reduce(0) { $0 + $1.elementCount }, extraFiles: extra) { idx, staged, name, prog in
+                try write(outs, indices: idx, plans: plans, stats: stats, metadata: [("format", "pt")], to: staged, name: name,
+                          progress: prog, buffers: buffers, lines: lines)
+            }
+        case .gguf:
+            throw FTQError.usage("usage.conflict", "--\(bnb.typeName.lowercased()) writes safetensors: give -o a NAME.safetensors or a directory")
+        }
+    }
+
+    final class LineCounter { let total: Int; var done = 0; init(total: Int) { self.total = total } }
+
+    /// One line per source tensor: `[ i/ N] name [shape] BF16 -> NF4  12.0 MiB -> 3.1 MiB`.
+    public func describe(index i: Int, plan p: BnBTensorPlan) -> String {
+        let t = model.tensors[i]
+        let width = String(model.tensors.count).count
+        let num = String(repeating: " ", count: max(0, width - String(i + 1).count)) + String(i + 1)
+        let shape = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
+        let inBytes = t.nbytes
+        switch p {
+        case let .keep(reason):
+            return "[\(num)/\(model.tensors.count)] \(t.name) \(shape) \(t.type.name) kept (\(reason))  \(ByteSize.format(inBytes))"
+        case .quantize:
+            return "[\(num)/\(model.tensors.count)] \(t.name) \(shape) \(t.type.name) -> \(bnb.typeName)  \(ByteSize.format(inBytes)) -> \(ByteSize.format(quantizedBytes(t)))"
+        }
+    }
+
+    /// Bytes a quantized tensor takes with all its parts.
+    public func quantizedBytes(_ t: TensorEntry) -> Int {
+        let n = t.elementCount
+        switch bnb.mode {
+        case .fourBit:
+            let blocks = (n + bnb.blocksize - 1) / bnb.blocksize
+            var b = BnB4BitCodec.packedBytes(n) + 64
+            b += bnb.doubleQuant ? blocks + (blocks + 255) / 256 * 4 + 1024 : blocks * 4
+            return b + quantStateJSON(t, offset: bnb.doubleQuant ? 0.0625 : nil).count
+        case .int8:
+            return n + t.shape[0] * 4 + 1
+        }
+    }
+
+    /// Writes the outputs `indices` (in safetensors order) to `path`, finished but not renamed.
+    func write(_ outs: [OutputTensor], indices: [Int], plans: [BnBTensorPlan], stats: Stats, metadata: [(String, String)],
+               to path: String, name: String?, progress: Progress?, buffers: ChunkBuffers, lines: LineCounter) throws -> (OutputFile, WrittenFile) {
+        let specs = indices.map { (name: outs[$0].name, dtype: outs[$0].dtype, shape: outs[$0].shape) }
+        let layout = try Converter(model: model, options: options).naming(path) { try SafetensorsLayout(tensors: specs, metadata: metadata) }
+        let out = try OutputFile(path, overwrite: options.overwrite)
+        let hashes = options.digest.map { HashPipeline($0) }
+        var written: [WrittenTensor] = []
+        do {
+            let prog = progress ?? Progress(label: "quantize", totalBytes: layout.fileSize, quiet: options.quiet)
+            try out.write(layout.headerBytes)
+            hashes?.feed(layout.headerBytes, tensor: false)
+            var offset = layout.headerBytes.count
+            // Absmax vectors made while packing, for the `.absmax` part that follows.
+            var pendingAbsmax: [Int: [Float]] = [:]
+            for item in layout.items {
+                let o = outs[indices[item.source]]
+                hashes?.beginTensor()
+                let emit: (UnsafeRawBufferPointer) throws -> Void = { b in
+                    try out.write(b)
+                    hashes?.feed(b, tensor: true)
+                    prog.advance(b.count)
+                }
+                switch o.part {
+                case let .copy(k):
+                    try Converter(model: model, options: options).copyData(model.tensors[k], to: emit, buffers: buffers)
+                case let .bytes(b):
+                    try b.withUnsafeBytes(emit)
+                case let .packed(k):
+                    pendingAbsmax[k] = try pack(k, buffers: buffers, emit: emit)
+                case let .absmaxF32(k):
+                    let am: [Float]
+                    if let a = pendingAbsmax.removeValue(forKey: k) { am = a } else if let a = stats.absmax[k] { am = a } else { am = try absmax4(k, buffers: buffers) }
+                    try Self.littleEndian(am).withUnsafeBytes(emit)
+                case let .absmaxU8(k):
+                    let d: BnBDoubleQuant
+                    if let a = pendingAbsmax.removeValue(forKey: k) {
+                        d = stats.fourBit[k] ?? a.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) }
+                    } else {
+                        d = try doubleQuant(k, stats, buffers: buffers)
+                    }
+                    try d.q.withUnsafeBytes(emit)
+                case let .nestedAbsmax(k):
+                    try Self.littleEndian(try doubleQuant(k, stats, buffers: buffers).nestedAbsmax).withUnsafeBytes(emit)
+                case let .int8Weight(k):
+                    try int8Weight(k, buffers: buffers, emit: emit)
+                case let .scb(k):
+                    try Self.littleEndian(stats.scb[k]!).withUnsafeBytes(emit)
+                }
+                hashes?.endTensor()
+                written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape,
+                                             offset: offset, nbytes: item.nbytes, sha256: nil))
+                offset += item.nbytes
+                if o.main {
+                    lines.done += 1
+                    tensorLine?(describe(index: o.source, plan: plans[o.source]))
+                }
+            }
+            if progress == nil { prog.finish() }
+            try out.finish()
+        } catch {
+            out.abort()
+            throw error
+        }
+        return (out, Converter.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize,
+                                       tensors: written, hashes: hashes))
+    }
+
+    /// Quantizes tensor `k` to packed nibbles, streaming; returns its absmax vector.
+    func pack(_ k: Int, buffers: ChunkBuffers, emit: (UnsafeRawBufferPointer) throws -> Void) throws -> [Float] {
+        guard case let .fourBit(type) = bnb.mode else { return [] }
+        let t = model.tensors[k]
+        let codec = BnB4BitCodec(type: type, blocksize: bnb.blocksize)
+        var all = [Float]()
+        all.reserveCapacity(codec.blocks(t.elementCount))
+        let packed = buffers.converted
+        try forEachGroup(t, group: bnb.blocksize, buffers: buffers) { x, isEnd in
+            let nb = codec.blocks(x.count)
+            let bytes = BnB4BitCodec.packedBytes(x.count)
+            var am = [Float](repeating: 0, count: nb)
+            am.withUnsafeMutableBufferPointer { a in
+                codec.quantize(x, isEnd: isEnd, packed: UnsafeMutableRawBufferPointer(rebasing: packed[0..<bytes]), absmax: a)
+            }
+            all.append(contentsOf: am)
+            try emit(UnsafeRawBufferPointer(rebasing: packed[0..<bytes]))
+        }
+        return all
+    }
+
+    /// Quantizes tensor `k` row by row to int8, streaming.
+    func int8Weight(_ k: Int, buffers: ChunkBuffers, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let t = model.tensors[k]
+        let cols = t.shape[1]
+        let half = UnsafeMutableBufferPointer<Float>.allocate(capacity: cols)
+        defer { half.deallocate() }
+        let cb = UnsafeMutableBufferPointer<Int8>.allocate(capacity: max(cols, 1 << 18))
+        defer { cb.deallocate() }
+        try forEachGroup(t, group: cols, buffers: buffers) { x, _ in
+            var r = 0
+            while r < x.count {
+                for i in 0..<cols { half[i] = Self.toHalf(x[r + i]) }
+                _ = LLMInt8.quantizeRow(UnsafeBufferPointer(half), into: UnsafeMutableBufferPointer(rebasing: cb[0..<cols]))
+                try emit(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: cb[0..<cols])))
+                r += cols
+            }
+        }
+    }
+
+    // MARK: directory extras
+
+    /// Files of an input directory copied to a directory output: everything but model weights,
+    /// ftq's own sidecars and hidden files; config.json gains the quantization_config.
+    func directoryExtras() throws -> [(name: String, bytes: [UInt8])] {
+        var out: [(String, [UInt8])] = []
+        for name in try companionNames() {
+            let path = joinPath(model.path, name)
+            let f = try InputFile(path)
+            guard f.size <= 64 << 20 else {
+                throw FTQError.invalid("quantize.extra-too-large", file: path, "\(name) is larger than 64 MiB; ftq copies only small companion files (config, tokenizer)")
+            }
+            var bytes = [UInt8](repeating: 0, count: f.size)
+            try bytes.withUnsafeMutableBytes { try f.read(into: $0, at: 0) }
+            if name == "config.json" { bytes = try quantizedConfig(bytes, path: path) }
+            out.append((name, bytes))
+        }
+        return out
+    }
+
+    /// Names of the companion files of a directory input, sorted: regular files that are not
+    /// model weights (any format), ftq's sidecars or hidden files. Empty for a file input.
+    public func companionNames() throws -> [String] {
+        guard case .directory = PathKind.of(model.path) else { return [] }
+        let weightSuffixes = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".ftqz",
+                              ".safetensors.index.json", ".bin.index.json", ".ftq-tmp", ".manifest.json", ".sha256"]
+        return try listDirectory(model.path).sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).filter { name in
+            if name.hasBytePrefix(".") || name == "ftq-manifest.json" || name == "SHA256SUMS" { return false }
+            if weightSuffixes.contains(where: { name.hasByteSuffix($0) }) { return false }
+            return PathKind.of(joinPath(model.path, name)) == .regularFile
+        }
+    }
+
+    /// Paths of the companion files (inputs of the output's manifest).
+    public func companionInputs() throws -> [String] {
+        try companionNames().map { joinPath(model.path, $0) }
+    }
+
+    /// config.json with transformers' `quantization_config` for this quantization, inserted
+    /// where sorted keys put it (transformers writes sorted keys) or replacing an existing one.
+    public func quantizedConfig(_ bytes: [UInt8], path: String) throws -> [UInt8] {
+        let v: JSONValue
+        do { v = try StrictJSON.parse(bytes) } catch let e as FTQError { throw e.inFile(path) }
+        guard case var .object(members) = v else {
+            throw FTQError.invalid("quantize.config", file: path, "config.json is not a JSON object")
+        }
+        if case let .string(mt)? = members.first(where: { $0.0 == "model_type" })?.1, bnbConv1DModelTypes.contains(mt) {
+            throw FTQError.invalid("quantize.conv1d", file: path,
+                "model_type \"\(mt)\" stores its linear layers as transposed Conv1D weights; ftq cannot write them in the bitsandbytes layout yet")
+        }
+        members.removeAll { $0.0 == "quantization_config" }
+        let q = quantizationConfig()
+        let sorted = zip(members, members.dropFirst()).allSatisfy { $0.0.0.utf8.lexicographicallyPrecedes($0.1.0.utf8) }
+        if sorted, let at = members.firstIndex(where: { "quantization_config".utf8.lexicographicallyPrecedes($0.0.utf8) }) {
+            members.insert(("quantization_config", q), at: at)
+        } else {
+            members.append(("quantization_config", q))
+        }
+        return Array((JSONText.serialize(.object(members), indent: 2, asciiOnly: true) + "\n").utf8)
+    }
+
+    /// transformers' BitsAndBytesConfig.to_dict() for this quantization.
+    public func quantizationConfig() -> JSONValue {
+        var fourBit = false, type = "fp4", dq = false, compute = "float32"
+        if case let .fourBit(t) = bnb.mode {
+            fourBit = true
+            type = t.rawValue
+            dq = bnb.doubleQuant
+            compute = bnb.computeDType
+        }
+        // transformers converts every linear layer but those listed here; when --skip kept some,
+        // the list must name every kept 2-D weight (the output head too, which transformers
+        // skips by itself only when the list is empty).
+        let plans = model.tensors.map { ($0, plan($0)) }
+        let anySkipped = plans.contains { if case let .keep(r) = $0.1 { return r.hasBytePrefix("--skip") }; return false }
+        let skipped: [JSONValue] = !anySkipped ? [] : plans.compactMap { t, p in
+            guard case .keep = p, t.name.hasByteSuffix(".weight"), t.shape.count == 2 else { return nil }
+            return .string(String(t.name.dropLast(".weight".count)))
+        }
+        return .object([
+            ("_load_in_4bit", .bool(fourBit)),
+            ("_load_in_8bit", .bool(!fourBit)),
+            ("bnb_4bit_compute_dtype", .string(compute)),
+            ("bnb_4bit_quant_storage", .string("uint8")),
+            ("bnb_4bit_quant_type", .string(type)),
+            ("bnb_4bit_use_double_quant", .bool(dq)),
+            ("llm_int8_enable_fp32_cpu_offload", .bool(false)),
+            ("llm_int8_has_fp16_weight", .bool(false)),
+            ("llm_int8_skip_modules", skipped.isEmpty ? .null : .array(skipped)),
+            ("llm_int8_threshold", .number("6.0")),
+            ("load_in_4bit", .bool(fourBit)),
+            ("load_in_8bit", .bool(!fourBit)),
+            ("quant_method", .string("bitsandbytes")),
+        ])
+    }
+}

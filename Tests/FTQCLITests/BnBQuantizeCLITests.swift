@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+
+/// `ftq quantize --nf4/--fp4/--int8` against what transformers + bitsandbytes save for the same
+/// checkpoint (tools/golden/make_bnb_model.py, testdata/golden/bnb-model/README.md).
+@Suite struct BnBQuantizeCLITests {
+    static let golden = TestSupport.testdata("golden/bnb-model")
+
+    static func data(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
+
+    /// The variants, the ftq flags that make them, and the golden directory.
+    static let variants: [(String, [String])] = [
+        ("nf4", ["--nf4"]),
+        ("fp4", ["--fp4", "--no-double-quant", "--compute-dtype", "f16"]),
+        ("int8", ["--int8"]),
+    ]
+
+    @Test(arguments: [0, 1, 2])
+    func directoryIsByteIdenticalToTransformers(_ v: Int) throws {
+        let (name, flags) = Self.variants[v]
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let out = dir + "/" + name
+        var r = try TestSupport.ftq(["quantize", Self.golden + "/source"] + flags + ["-o", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        for f in ["model.safetensors", "config.json", "generation_config.json"] {
+            #expect(try Self.data(out + "/" + f) == Self.data(Self.golden + "/\(name)/" + f), "\(name)/\(f)")
+        }
+        // One line per tensor on stderr, then the summary on stdout.
+        #expect(r.stderr.contains("model.layers.0.mlp.down_proj.weight [48, 90] BF16 -> \(name.uppercased())"), "\(r.stderr)")
+        #expect(r.stderr.contains("model.embed_tokens.weight [96, 48] BF16 kept (embedding or output head)"), "\(r.stderr)")
+        #expect(r.stdout.contains("14 of 21 tensors -> \(name.uppercased())"), "\(r.stdout)")
+        r = try TestSupport.run("/usr/bin/env", ["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd: out)
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(try TestSupport.ftq(["verify", out]).status == 0)
+    }
+
+    /// A single file gives a single file with the same tensors (and, as the source metadata is
+    /// transformers' own, the same bytes).
+    @Test func fileInputGivesAFile() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        try FileManager.default.copyItem(atPath: Self.golden + "/source/model.safetensors", toPath: dir + "/model.safetensors")
+        let r = try TestSupport.ftq(["quantize", dir + "/model.safetensors", "--nf4", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.isEmpty, "\(r.stderr)")
+        #expect(try Self.data(dir + "/model-nf4.safetensors") == Self.data(Self.golden + "/nf4/model.safetensors"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/model-nf4.safetensors.manifest.json"))
+        #expect(try TestSupport.ftq(["verify", dir + "/model-nf4.safetensors"]).status == 0)
+    }
+
+    @Test func defaultDirectoryNameAndDeterminism() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        try FileManager.default.copyItem(atPath: Self.golden + "/source", toPath: dir + "/tiny")
+        var r = try TestSupport.ftq(["quantize", dir + "/tiny/", "--nf4", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let first = try Self.data(dir + "/tiny-nf4/ftq-manifest.json")
+        r = try TestSupport.ftq(["quantize", "tiny", "--nf4", "-q", "--force", "--threads", "1"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.data(dir + "/tiny-nf4/ftq-manifest.json") == first)
+        let m = try JSONSerialization.jsonObject(with: first) as! [String: Any]
+        let inputs = (m["inputs"] as! [[String: Any]]).map { $0["path"] as! String }
+        #expect(inputs == ["../tiny/model.safetensors", "../tiny/config.json", "../tiny/generation_config.json"], "\(inputs)")
+        let options = m["options"] as! [String: Any]
+        #expect(options["type"] as? String == "NF4" && options["blocksize"] as? Int == 64 && options["double_quant"] as? Bool == true)
+    }
+
+    @Test func skipKeepsWeightsAndNamesThemForTransformers() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let r = try TestSupport.ftq(["quantize", Self.golden + "/source", "--nf4", "--skip", "mlp\\.down", "-o", dir + "/o", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("12 of 21 tensors"), "\(r.stdout)")
+        let cfg = try JSONSerialization.jsonObject(with: Self.data(dir + "/o/config.json")) as! [String: Any]
+        let q = cfg["quantization_config"] as! [String: Any]
+        let skipped = Set(q["llm_int8_skip_modules"] as! [String])
+        #expect(skipped.isSuperset(of: ["lm_head", "model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]), "\(skipped)")
+        let i = try TestSupport.ftq(["inspect", dir + "/o", "--json"])
+        let doc = try JSONSerialization.jsonObject(with: i.stdoutData) as! [String: Any]
+        let types = Dictionary(uniqueKeysWithValues: (doc["tensors"] as! [[String: Any]]).map { ($0["name"] as! String, $0["dtype"] as! String) })
+        #expect(types["model.layers.0.mlp.down_proj.weight"] == "BF16")
+        #expect(types["model.layers.0.mlp.up_proj.weight"] == "U8")
+    }
+
+    @Test func otherBlockSizeWritesItsQuantState() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let r = try TestSupport.ftq(["quantize", Self.golden + "/source/model.safetensors", "--fp4", "--blocksize", "128", "-o", dir + "/o.safetensors", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let i = try TestSupport.ftq(["inspect", dir + "/o.safetensors", "--json"])
+        let doc = try JSONSerialization.jsonObject(with: i.stdoutData) as! [String: Any]
+        let tensors = Dictionary(uniqueKeysWithValues: (doc["tensors"] as! [[String: Any]]).map { ($0["name"] as! String, $0["shape"] as! [Int]) })
+        // gate_proj: 90 x 48 = 4320 values = 33 full blocks of 128 and a partial one.
+        #expect(tensors["model.layers.0.mlp.gate_proj.weight.absmax"] == [34])
+        #expect(tensors["model.layers.0.mlp.gate_proj.weight"] == [2160, 1])
+        #expect(tensors["model.layers.0.mlp.gate_proj.weight.quant_state.bitsandbytes__fp4"] != nil)
+    }
+
+    @Test func dryRunWritesNothing() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        var r = try TestSupport.ftq(["quantize", Self.golden + "/source", "--nf4", "--dry-run", "-o", dir + "/o"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("dry run: would write"), "\(r.stdout)")
+        #expect(r.stdout.contains("lm_head.weight [96, 48] BF16 kept"), "\(r.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/o"))
+        r = try TestSupport.ftq(["quantize", Self.golden + "/source", "--int8", "--dry-run", "--json", "-o", dir + "/o"])
+        let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let rows = doc["tensors"] as! [[String: Any]]
+        #expect(rows.count == 21 && rows.filter { $0["quantize"] as? Bool == true }.count == 14)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+    }
+
+    /// A safetensors file with one F32 weight [2, 64] whose values are given.
+    static func oneWeight(_ dir: String, _ values: [Float], dtype: String = "F32") throws -> String {
+        let header = #"{"layer.weight":{"dtype":"F32","shape":[2,64],"data_offsets":[0,512]}}"#
+        var bytes: [UInt8] = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian, Array.init) + Array(header.utf8)
+        for v in values { bytes += withUnsafeBytes(of: v.bitPattern.littleEndian, Array.init) }
+        let path = dir + "/w.safetensors"
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    @Test func nonFiniteValuesAreRefusedAndNothingIsWritten() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        for bad: Float in [.nan, .infinity, -.infinity] {
+            var v = (0..<128).map { Float($0) / 128 }
+            v[77] = bad
+            let src = try Self.oneWeight(dir, v)
+            for flag in ["--nf4", "--fp4", "--int8"] {
+                let r = try TestSupport.ftq(["quantize", src, flag, "-o", dir + "/o.safetensors"])
+                #expect(r.status == 3, "\(flag) \(bad): \(r.stderr)")
+                #expect(r.stderr.contains("tensor \"layer.weight\"") && r.stderr.contains("[quantize.non-finite]"), "\(r.stderr)")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["w.safetensors"])
+            }
+        }
+        // Beyond float16's range: LLM.int8 casts to float16 first.
+        var v = (0..<128).map { Float($0) }
+        v[3] = 70000
+        let src = try Self.oneWeight(dir, v)
+        let r = try TestSupport.ftq(["quantize", src, "--int8", "-o", dir + "/o.safetensors"])
+        #expect(r.status == 3 && r.stderr.contains("float16"), "\(r.stderr)")
+        #expect(try TestSupport.ftq(["quantize", src, "--nf4", "-o", dir + "/o.safetensors", "-q"]).status == 0)
+    }
+
+    @Test func usageErrors() throws {
+        let src = Self.golden + "/source"
+        for args in [["--nf4", "--fp4"], [], ["--nf4", "--type", "Q8_0"], ["--nf4", "--blocksize", "48"],
+                     ["--int8", "--blocksize", "128"], ["--nf4", "--compute-dtype", "f8"], ["--nf4", "--skip", "("],
+                     ["--nf4", "-o", "/tmp/x.gguf"], ["--type", "Q8_0", "--skip", "x"]] {
+            let r = try TestSupport.ftq(["quantize", src] + args)
+            #expect(r.status == 2, "\(args): \(r.stderr)")
+            #expect(r.stderr.hasPrefix("ftq: error:"), "\(args): \(r.stderr)")
+        }
+    }
+}
