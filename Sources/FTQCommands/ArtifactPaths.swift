@@ -10,6 +10,19 @@ enum ArtifactPaths {
         RelativePath.of(path, from: manifestDir) ?? path
     }
 
+    /// Sidecars whose manifest records `command`, `options`, the inputs `inputPaths` (hashed on
+    /// the other cores while the command runs when `threads` > 1) and the files written.
+    static func manifestSidecars(command: [String], options: [(String, JSONValue)], inputPaths: [String],
+                                 manifestDirectory: String, threads: Int) -> Sidecars {
+        let inputHashes = threads > 1 ? FileHashing.Background(inputPaths, threads: threads - 1) : nil
+        return sidecars(manifestDirectory: manifestDirectory) { written in
+            let digests = try inputHashes?.wait() ?? FileHashing.hash(inputPaths, threads: 1)
+            return Manifest(toolVersion: FTQ.version, command: command, options: options,
+                            inputs: digests.map { .init(path: relative($0.path, to: manifestDirectory), size: $0.size, sha256: $0.sha256) },
+                            outputs: written.map(Manifest.Output.init))
+        }
+    }
+
     /// The manifest and checksum sidecars of an output: `X.manifest.json` and `X.sha256` beside
     /// a file `X`; `ftq-manifest.json` and `SHA256SUMS` inside a directory. The checksum file
     /// lists the outputs and the manifest itself.

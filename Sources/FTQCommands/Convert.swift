@@ -98,7 +98,6 @@ struct ConversionRun {
         }
         // The inputs are hashed on the other cores while the conversion runs.
         let inputPaths = model.files.map(\.path) + model.auxiliaryFiles
-        let inputHashes = threads.count > 1 ? FileHashing.Background(inputPaths, threads: threads.count - 1) : nil
         var commandLine = ["ftq", command, ArtifactPaths.relative(input, to: manifestDir), "-o", ArtifactPaths.relative(output, to: manifestDir)]
         // Options in one canonical spelling, so that equivalent command lines give equal manifests.
         if let quantize { commandLine += ["--type", quantize.rawValue] }
@@ -112,12 +111,8 @@ struct ConversionRun {
             ("dequantize", .bool(dequantize)),
             ("type", quantize.map { .string($0.rawValue) } ?? .null),
         ]
-        let sidecars = ArtifactPaths.sidecars(manifestDirectory: manifestDir) { written in
-            let digests = try inputHashes?.wait() ?? FileHashing.hash(inputPaths, threads: 1)
-            return Manifest(toolVersion: FTQ.version, command: command, options: options,
-                            inputs: digests.map { .init(path: ArtifactPaths.relative($0.path, to: manifestDir), size: $0.size, sha256: $0.sha256) },
-                            outputs: written.map(Manifest.Output.init))
-        }
+        let sidecars = ArtifactPaths.manifestSidecars(command: command, options: options, inputPaths: inputPaths,
+                                                      manifestDirectory: manifestDir, threads: threads.count)
         var convertOptions = ConvertOptions(
             dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet, dequantize: dequantize,
             digest: FileHashing.sha256, sidecars: sidecars)

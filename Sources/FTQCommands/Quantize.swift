@@ -152,8 +152,7 @@ struct Quantize: ParsableCommand {
             quantizer.tensorLine = { writeStderr(TerminalText.escaped($0, limit: 1000) + "\n") }
         }
 
-        let inputPaths = model.files.map(\.path) + model.auxiliaryFiles + (isDirectory ? try quantizer.companionInputs() : [])
-        let inputHashes = threads.count > 1 ? FileHashing.Background(inputPaths, threads: threads.count - 1) : nil
+        let inputPaths = model.files.map(\.path) + model.auxiliaryFiles + (try CompanionFiles.paths(model))
         var commandLine = ["ftq", "quantize", ArtifactPaths.relative(input, to: manifestDir), "--\(suffix)",
                            "-o", ArtifactPaths.relative(out, to: manifestDir)]
         if !int8 {
@@ -162,8 +161,7 @@ struct Quantize: ParsableCommand {
             commandLine += ["--compute-dtype", opts.computeDType]
         }
         for s in skip { commandLine += ["--skip", s] }
-        let command = commandLine
-        let options: [(String, JSONValue)] = [
+                let options: [(String, JSONValue)] = [
             ("output_format", .string(isDirectory && !out.hasByteSuffix(".safetensors") ? "hf-directory" : "safetensors")),
             ("type", .string(opts.typeName)),
             ("blocksize", int8 ? .null : .int(blocksize)),
@@ -171,12 +169,8 @@ struct Quantize: ParsableCommand {
             ("compute_dtype", int8 ? .null : .string(opts.computeDType)),
             ("skip", .array(skip.map { .string($0) })),
         ]
-        convertOptions.sidecars = ArtifactPaths.sidecars(manifestDirectory: manifestDir) { written in
-            let digests = try inputHashes?.wait() ?? FileHashing.hash(inputPaths, threads: 1)
-            return Manifest(toolVersion: FTQ.version, command: command, options: options,
-                            inputs: digests.map { .init(path: ArtifactPaths.relative($0.path, to: manifestDir), size: $0.size, sha256: $0.sha256) },
-                            outputs: written.map(Manifest.Output.init))
-        }
+        convertOptions.sidecars = ArtifactPaths.manifestSidecars(command: commandLine, options: options, inputPaths: inputPaths,
+                                                                 manifestDirectory: manifestDir, threads: threads.count)
         var q2 = try BnBQuantizer(model: model, options: convertOptions, bnb: opts)
         q2.tensorLine = quantizer.tensorLine
         let written = try q2.run(to: target)

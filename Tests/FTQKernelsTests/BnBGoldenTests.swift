@@ -130,6 +130,15 @@ struct GoldenTensors {
                     }
                 }
                 #expect(packed == g.bytes(p), "\(name) \(conf) packed")
+                // The fast kernels give the same bytes.
+                var fastPacked = [UInt8](repeating: 0x55, count: packed.count)
+                var fastAbsmax = [Float](repeating: .nan, count: absmax.count)
+                x.withUnsafeBufferPointer { xp in
+                    fastPacked.withUnsafeMutableBytes { pp in
+                        fastAbsmax.withUnsafeMutableBufferPointer { codec.quantize(xp, isEnd: true, packed: pp, absmax: $0) }
+                    }
+                }
+                #expect(fastPacked == packed && Self.bits(fastAbsmax) == Self.bits(absmax), "\(name) \(conf) fast")
                 #expect(g[p].shape == [packed.count, 1])
                 #expect(Self.bits(codec.code) == Self.bits(g.floats("\(p).quant_map")))
                 let state = try JSONSerialization.jsonObject(with: g[p + ".quant_state.bitsandbytes__" + type.rawValue].data) as! [String: Any]
@@ -191,5 +200,64 @@ struct GoldenTensors {
             #expect(cb.map { UInt8(bitPattern: $0) } == g.bytes("\(name).CB"), "\(name) CB")
             #expect(Self.bits(scb) == Self.bits(g.floats("\(name).SCB")), "\(name) SCB")
         }
+    }
+
+    /// The fast 4-bit kernels against the reference on random and edge inputs: ties on
+    /// thresholds, zeros of both signs, subnormals, partial blocks, odd counts.
+    @Test func fastFourBitMatchesReference() {
+        var rng = SplitMix(seed: 42)
+        for type in BnB4BitType.allCases {
+            for bs in BnB4BitType.blockSizes {
+                let codec = BnB4BitCodec(type: type, blocksize: bs)
+                for n in [bs, 3 * bs, 5 * bs + 1, 2 * bs + 17, 1, 7] {
+                    var x = (0..<n).map { _ in Float(rng.normal()) * 0.02 }
+                    for i in stride(from: 0, to: n, by: 7) {
+                        switch rng.next() % 6 {
+                        case 0: x[i] = codec.thresholds[Int(rng.next() % 15)] * (i % 14 == 0 ? 1 : 0.02)
+                        case 1: x[i] = 0
+                        case 2: x[i] = -0.0
+                        case 3: x[i] = Float(bitPattern: UInt32(rng.next() % 0x7fffff))
+                        case 4: x[i] = 0.02
+                        default: break
+                        }
+                    }
+                    if n > bs { for i in bs..<(2 * bs) { x[i] = 0 } }  // an all-zero block
+                    var p1 = [UInt8](repeating: 0, count: BnB4BitCodec.packedBytes(n)), p2 = p1
+                    var a1 = [Float](repeating: 0, count: codec.blocks(n)), a2 = a1
+                    x.withUnsafeBufferPointer { xp in
+                        p1.withUnsafeMutableBytes { pp in a1.withUnsafeMutableBufferPointer { codec.referenceQuantize(xp, isEnd: true, packed: pp, absmax: $0) } }
+                        p2.withUnsafeMutableBytes { pp in a2.withUnsafeMutableBufferPointer { codec.quantize(xp, isEnd: true, packed: pp, absmax: $0) } }
+                    }
+                    #expect(p1 == p2 && Self.bits(a1) == Self.bits(a2), "\(type) bs\(bs) n\(n) quantize")
+                    var y1 = [Float](repeating: 0, count: n), y2 = y1
+                    p1.withUnsafeBytes { pp in
+                        a1.withUnsafeBufferPointer { ap in
+                            y1.withUnsafeMutableBufferPointer { codec.referenceDequantize(pp, absmax: ap, count: n, into: $0) }
+                            y2.withUnsafeMutableBufferPointer { codec.dequantize(pp, absmax: ap, count: n, into: $0) }
+                        }
+                    }
+                    #expect(Self.bits(y1) == Self.bits(y2), "\(type) bs\(bs) n\(n) dequantize")
+                }
+            }
+        }
+    }
+}
+
+/// A small deterministic generator for test inputs.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// An approximately normal value (sum of uniforms).
+    mutating func normal() -> Double {
+        var s = 0.0
+        for _ in 0..<4 { s += Double(next() >> 11) / Double(1 << 53) }
+        return (s - 2) * 1.7
     }
 }

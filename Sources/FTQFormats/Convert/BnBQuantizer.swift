@@ -513,50 +513,18 @@ public struct BnBQuantizer {
 
     // MARK: directory extras
 
-    /// Files of an input directory copied to a directory output: everything but model weights,
-    /// ftq's own sidecars and hidden files; config.json gains the quantization_config.
+    /// The input directory's companion files, config.json with the quantization_config.
     func directoryExtras() throws -> [(name: String, bytes: [UInt8])] {
-        var out: [(String, [UInt8])] = []
-        for name in try companionNames() {
-            let path = joinPath(model.path, name)
-            let f = try InputFile(path)
-            guard f.size <= 64 << 20 else {
-                throw FTQError.invalid("quantize.extra-too-large", file: path, "\(name) is larger than 64 MiB; ftq copies only small companion files (config, tokenizer)")
-            }
-            var bytes = [UInt8](repeating: 0, count: f.size)
-            try bytes.withUnsafeMutableBytes { try f.read(into: $0, at: 0) }
-            if name == "config.json" { bytes = try quantizedConfig(bytes, path: path) }
-            out.append((name, bytes))
-        }
-        return out
-    }
-
-    /// Names of the companion files of a directory input, sorted: regular files that are not
-    /// model weights (any format), ftq's sidecars or hidden files. Empty for a file input.
-    public func companionNames() throws -> [String] {
-        guard case .directory = PathKind.of(model.path) else { return [] }
-        let weightSuffixes = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".ftqz",
-                              ".safetensors.index.json", ".bin.index.json", ".ftq-tmp", ".manifest.json", ".sha256"]
-        return try listDirectory(model.path).sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).filter { name in
-            if name.hasBytePrefix(".") || name == "ftq-manifest.json" || name == "SHA256SUMS" { return false }
-            if weightSuffixes.contains(where: { name.hasByteSuffix($0) }) { return false }
-            return PathKind.of(joinPath(model.path, name)) == .regularFile
-        }
+        try CompanionFiles.read(model) { try quantizedConfig($0, path: $1) }
     }
 
     /// Paths of the companion files (inputs of the output's manifest).
-    public func companionInputs() throws -> [String] {
-        try companionNames().map { joinPath(model.path, $0) }
-    }
+    public func companionInputs() throws -> [String] { try CompanionFiles.paths(model) }
 
     /// config.json with transformers' `quantization_config` for this quantization, inserted
     /// where sorted keys put it (transformers writes sorted keys) or replacing an existing one.
     public func quantizedConfig(_ bytes: [UInt8], path: String) throws -> [UInt8] {
-        let v: JSONValue
-        do { v = try StrictJSON.parse(bytes) } catch let e as FTQError { throw e.inFile(path) }
-        guard case var .object(members) = v else {
-            throw FTQError.invalid("quantize.config", file: path, "config.json is not a JSON object")
-        }
+        var members = try CompanionFiles.parseConfig(bytes, path: path)
         if case let .string(mt)? = members.first(where: { $0.0 == "model_type" })?.1, bnbConv1DModelTypes.contains(mt) {
             throw FTQError.invalid("quantize.conv1d", file: path,
                 "model_type \"\(mt)\" stores its linear layers as transposed Conv1D weights; ftq cannot write them in the bitsandbytes layout yet")
@@ -569,7 +537,7 @@ public struct BnBQuantizer {
         } else {
             members.append(("quantization_config", q))
         }
-        return Array((JSONText.serialize(.object(members), indent: 2, asciiOnly: true) + "\n").utf8)
+        return CompanionFiles.serializeConfig(members)
     }
 
     /// transformers' BitsAndBytesConfig.to_dict() for this quantization.
@@ -605,5 +573,62 @@ public struct BnBQuantizer {
             ("load_in_8bit", .bool(!fourBit)),
             ("quant_method", .string("bitsandbytes")),
         ])
+    }
+}
+
+/// The files of a Hugging Face directory that are not model weights (config, tokenizer,
+/// generation config, ...): copied by commands that write a directory from a directory.
+public enum CompanionFiles {
+    static let weightSuffixes = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".ftqz",
+                                 ".safetensors.index.json", ".bin.index.json", ".ftq-tmp", ".manifest.json", ".sha256"]
+    /// Companion files above this size are refused: they are not configuration.
+    public static let maxBytes = 64 << 20
+
+    /// Names of the companion files of a directory input, sorted: regular files that are not
+    /// model weights (any format), ftq's sidecars or hidden files. Empty for a file input.
+    public static func names(_ model: Model) throws -> [String] {
+        guard case .directory = PathKind.of(model.path) else { return [] }
+        return try listDirectory(model.path).sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).filter { name in
+            if name.hasBytePrefix(".") || name == "ftq-manifest.json" || name == "SHA256SUMS" { return false }
+            if weightSuffixes.contains(where: { name.hasByteSuffix($0) }) { return false }
+            return PathKind.of(joinPath(model.path, name)) == .regularFile
+        }
+    }
+
+    public static func paths(_ model: Model) throws -> [String] {
+        try names(model).map { joinPath(model.path, $0) }
+    }
+
+    /// The companion files' contents, config.json passed through `config` (its bytes and path).
+    public static func read(_ model: Model, config: ([UInt8], String) throws -> [UInt8]) throws -> [(name: String, bytes: [UInt8])] {
+        var out: [(String, [UInt8])] = []
+        for name in try names(model) {
+            let path = joinPath(model.path, name)
+            let f = try InputFile(path)
+            guard f.size <= maxBytes else {
+                throw FTQError.invalid("input.companion-too-large", file: path,
+                    "\(name) is larger than 64 MiB; ftq copies only small companion files (config, tokenizer)")
+            }
+            var bytes = [UInt8](repeating: 0, count: f.size)
+            try bytes.withUnsafeMutableBytes { try f.read(into: $0, at: 0) }
+            if name == "config.json" { bytes = try config(bytes, path) }
+            out.append((name, bytes))
+        }
+        return out
+    }
+
+    /// config.json as a JSON object's members (path names it in errors).
+    public static func parseConfig(_ bytes: [UInt8], path: String) throws -> [(String, JSONValue)] {
+        let v: JSONValue
+        do { v = try StrictJSON.parse(bytes) } catch let e as FTQError { throw e.inFile(path) }
+        guard case let .object(members) = v else {
+            throw FTQError.invalid("input.config", file: path, "config.json is not a JSON object")
+        }
+        return members
+    }
+
+    /// config.json text as transformers writes it: 2-space indentation, ASCII only, newline.
+    public static func serializeConfig(_ members: [(String, JSONValue)]) -> [UInt8] {
+        Array((JSONText.serialize(.object(members), indent: 2, asciiOnly: true) + "\n").utf8)
     }
 }

@@ -50,6 +50,8 @@ public struct BnB4BitCodec: Sendable {
     public let thresholds: [Float]
     public let nibbleOfRank: [UInt8]
     public let code: [Float]
+    /// (code[hi], code[lo]) for every byte, for the fast dequantizer.
+    let pairs: [SIMD2<Float>]
 
     public init(type: BnB4BitType, blocksize: Int) {
         precondition(BnB4BitType.blockSizes.contains(blocksize))
@@ -58,6 +60,7 @@ public struct BnB4BitCodec: Sendable {
         thresholds = type.thresholds
         nibbleOfRank = type.sortedNibbles
         code = type.code
+        pairs = BnB4BitFast.pairTable(type.code)
     }
 
     /// The smallest absmax used as a divisor (the float32 nearest 1e-38, a subnormal).
@@ -78,9 +81,43 @@ public struct BnB4BitCodec: Sendable {
     public func blocks(_ n: Int) -> Int { (n + blocksize - 1) / blocksize }
 
     /// Quantizes like referenceQuantize, with the fastest kernel that gives the same bytes.
+    /// Full blocks take the vectorised kernel; a partial last block (and an odd count) the
+    /// reference. Values must be finite.
     public func quantize(_ x: UnsafeBufferPointer<Float>, isEnd: Bool,
                          packed: UnsafeMutableRawBufferPointer, absmax: UnsafeMutableBufferPointer<Float>) {
-        referenceQuantize(x, isEnd: isEnd, packed: packed, absmax: absmax)
+        let n = x.count
+        precondition(isEnd || (n % blocksize == 0))
+        precondition(packed.count >= Self.packedBytes(n) && absmax.count >= blocks(n))
+        let full = n / blocksize
+        if full > 0 {
+            BnB4BitFast.quantize(self, x.baseAddress!, blocks: full, packed: packed.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                 absmax: absmax.baseAddress!)
+        }
+        let done = full * blocksize
+        if done < n {
+            referenceQuantize(UnsafeBufferPointer(rebasing: x[done...]), isEnd: true,
+                              packed: UnsafeMutableRawBufferPointer(rebasing: packed[(done / 2)...]),
+                              absmax: UnsafeMutableBufferPointer(rebasing: absmax[full...]))
+        }
+    }
+
+    /// Dequantizes like referenceDequantize: full blocks through a table of code pairs, then one
+    /// product per value; the rest by the reference.
+    public func dequantize(_ packed: UnsafeRawBufferPointer, absmax: UnsafeBufferPointer<Float>, count n: Int,
+                           into y: UnsafeMutableBufferPointer<Float>) {
+        precondition(packed.count >= Self.packedBytes(n) && absmax.count >= blocks(n) && y.count >= n)
+        let full = n / blocksize
+        if full > 0 {
+            pairs.withUnsafeBufferPointer { pp in
+                BnB4BitFast.dequantize(pairs: pp.baseAddress!, bs: blocksize, packed.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                       blocks: full, absmax: absmax.baseAddress!, into: y.baseAddress!)
+            }
+        }
+        let done = full * blocksize
+        if done < n {
+            referenceDequantize(UnsafeRawBufferPointer(rebasing: packed[(done / 2)...]), absmax: UnsafeBufferPointer(rebasing: absmax[full...]),
+                                count: n - done, into: UnsafeMutableBufferPointer(rebasing: y[done...]))
+        }
     }
 
     /// Quantizes `x`, a whole tensor or a slice of one that starts on a block boundary:
@@ -124,8 +161,8 @@ public struct BnB4BitCodec: Sendable {
 
     /// Dequantizes `n` elements of packed data, the absmax of each block given, into float32:
     /// y = code[nibble] * absmax[i / blocksize] (one float32 product).
-    public func dequantize(_ packed: UnsafeRawBufferPointer, absmax: UnsafeBufferPointer<Float>, count n: Int,
-                           into y: UnsafeMutableBufferPointer<Float>) {
+    public func referenceDequantize(_ packed: UnsafeRawBufferPointer, absmax: UnsafeBufferPointer<Float>, count n: Int,
+                                    into y: UnsafeMutableBufferPointer<Float>) {
         precondition(packed.count >= Self.packedBytes(n) && absmax.count >= blocks(n) && y.count >= n)
         for i in 0..<n {
             let byte = packed[i >> 1]
