@@ -155,4 +155,81 @@ import Testing
             #expect(r.stderr.hasPrefix("ftq: error:"), "\(args): \(r.stderr)")
         }
     }
+
+    // MARK: dequantize
+
+    static let dequantPeer = TestSupport.tool("interop/bnb_dequant_peer.py")
+
+    @Test(arguments: ["nf4", "fp4", "int8"])
+    func dequantizesTransformersCheckpoints(_ name: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        var r = try TestSupport.ftq(["dequantize", Self.golden + "/" + name, "-o", dir + "/d", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // config.json loses its quantization_config: the source's bytes again.
+        #expect(try Self.data(dir + "/d/config.json") == Self.data(Self.golden + "/source/config.json"))
+        #expect(try Self.data(dir + "/d/generation_config.json") == Self.data(Self.golden + "/source/generation_config.json"))
+        r = try TestSupport.python(Self.dequantPeer, ["check", Self.golden + "/\(name)/model.safetensors", dir + "/d/model.safetensors"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        r = try TestSupport.ftq(["inspect", dir + "/d", "--json"])
+        let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let tensors = doc["tensors"] as! [[String: Any]]
+        #expect(tensors.count == 21 && tensors.allSatisfy { $0["dtype"] as? String == "BF16" })
+        #expect(try TestSupport.ftq(["verify", dir + "/d"]).status == 0)
+        // --dtype f32 to a single file.
+        r = try TestSupport.ftq(["dequantize", Self.golden + "/\(name)/model.safetensors", "--dtype", "f32", "-o", dir + "/f.safetensors", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.python(Self.dequantPeer, ["check", Self.golden + "/\(name)/model.safetensors", dir + "/f.safetensors", "f32"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    }
+
+    /// A safetensors file from (name, dtype, shape, bytes), in the given order.
+    static func safetensors(_ tensors: [(String, String, [Int], [UInt8])], to path: String) {
+        var header = "{"
+        var data: [UInt8] = []
+        for (k, (name, dtype, shape, bytes)) in tensors.enumerated() {
+            header += (k > 0 ? "," : "") + "\"\(name)\":{\"dtype\":\"\(dtype)\",\"shape\":\(shape),\"data_offsets\":[\(data.count),\(data.count + bytes.count)]}"
+            data += bytes
+        }
+        header += "}"
+        let h = Array(header.utf8)
+        let bytes = withUnsafeBytes(of: UInt64(h.count).littleEndian, Array.init) + h + data
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    }
+
+    @Test func malformedQuantStatesAreRefused() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let f32 = { (n: Int) in [UInt8](repeating: 0, count: 4 * n) }
+        func state(_ s: String) -> (String, String, [Int], [UInt8]) { ("w.weight.quant_state.bitsandbytes__nf4", "U8", [s.utf8.count], Array(s.utf8)) }
+        let good = #"{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [2, 64]}"#
+        let base: [(String, String, [Int], [UInt8])] = [
+            ("w.weight", "U8", [64, 1], [UInt8](repeating: 0x77, count: 64)),
+            ("w.weight.absmax", "F32", [2], f32(2)),
+            ("w.weight.quant_map", "F32", [16], f32(16)),
+        ]
+        Self.safetensors(base + [state(good)], to: dir + "/ok.safetensors")
+        #expect(try TestSupport.ftq(["dequantize", dir + "/ok.safetensors", "-o", dir + "/ok-out.safetensors", "-q"]).status == 0)
+        let cases: [([(String, String, [Int], [UInt8])], String)] = [
+            (base + [state(#"{"quant_type": "nf4", "blocksize": 48, "dtype": "bfloat16", "shape": [2, 64]}"#)], "blocksize 48"),
+            (base + [state(#"{"quant_type": "fp4", "blocksize": 64, "dtype": "bfloat16", "shape": [2, 64]}"#)], "quant_type"),
+            (base + [state(#"{"quant_type": "nf4", "blocksize": 64, "dtype": "int8", "shape": [2, 64]}"#)], "dtype"),
+            (base + [state(#"{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [4, 64]}"#)], "bytes"),
+            (base + [state(#"{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [-2, 64]}"#)], "non-negative"),
+            (base + [state(#"{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [4611686018427387904, 4]}"#)], "overflow"),
+            (base + [state(#"{"quant_type": "nf4", "#)], "JSON"),
+            (Array(base.prefix(2)) + [state(good)], "quant_map"),
+            ([base[0], ("w.weight.absmax", "F32", [3], f32(3)), base[2], state(good)], "absmax"),
+            (base + [state(#"{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [2, 64], "nested_offset": 1.0, "nested_blocksize": 256}"#)], "absmax"),
+        ]
+        for (k, (tensors, words)) in cases.enumerated() {
+            let path = dir + "/bad\(k).safetensors"
+            Self.safetensors(tensors, to: path)
+            let r = try TestSupport.ftq(["dequantize", path, "-o", dir + "/out\(k).safetensors"])
+            #expect(r.status == 3, "case \(k): \(r.stderr)")
+            #expect(r.stderr.contains("[dequantize.bnb-state]") || r.stderr.contains("[convert.size-overflow]"), "case \(k): \(r.stderr)")
+            #expect(r.stderr.lowercased().contains(words.lowercased()), "case \(k) (\(words)): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out\(k).safetensors"))
+        }
+    }
 }

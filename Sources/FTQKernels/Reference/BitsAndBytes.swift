@@ -53,14 +53,16 @@ public struct BnB4BitCodec: Sendable {
     /// (code[hi], code[lo]) for every byte, for the fast dequantizer.
     let pairs: [SIMD2<Float>]
 
-    public init(type: BnB4BitType, blocksize: Int) {
-        precondition(BnB4BitType.blockSizes.contains(blocksize))
+    /// A codec for `type`; `code` replaces the table for dequantization (a checkpoint's own
+    /// stored `quant_map`), quantization always uses the type's table.
+    public init(type: BnB4BitType, blocksize: Int, code: [Float]? = nil) {
+        precondition(BnB4BitType.blockSizes.contains(blocksize) && (code?.count ?? 16) == 16)
         self.type = type
         self.blocksize = blocksize
         thresholds = type.thresholds
         nibbleOfRank = type.sortedNibbles
-        code = type.code
-        pairs = BnB4BitFast.pairTable(type.code)
+        self.code = code ?? type.code
+        pairs = BnB4BitFast.pairTable(self.code)
     }
 
     /// The smallest absmax used as a divisor (the float32 nearest 1e-38, a subnormal).
