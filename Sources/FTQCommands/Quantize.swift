@@ -121,6 +121,7 @@ struct Quantize: ParsableCommand {
         opts.blocksize = blocksize
         opts.doubleQuant = !noDoubleQuant
         opts.skip = skip
+        opts.threads = threads.count
         switch computeDtype.lowercased() {
         case "bf16", "bfloat16": opts.computeDType = "bfloat16"
         case "f16", "fp16", "float16": opts.computeDType = "float16"

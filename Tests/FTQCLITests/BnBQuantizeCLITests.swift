@@ -145,6 +145,29 @@ import Testing
         #expect(try TestSupport.ftq(["quantize", src, "--nf4", "-o", dir + "/o.safetensors", "-q"]).status == 0)
     }
 
+    /// Slices of a large tensor are split across threads at block boundaries: the bytes must
+    /// not depend on --threads (a partial last block and an odd count included).
+    @Test func threadsDoNotChangeTheBytes() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let rows = 1001, cols = 1023  // 1,024,023 values: 16,000 blocks of 64 and 23 left over
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(rows * cols * 4)
+        var seed: UInt64 = 9
+        for _ in 0..<(rows * cols) {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            bytes += withUnsafeBytes(of: (Float(Int64(bitPattern: seed) >> 40) * 1e-7).bitPattern.littleEndian, Array.init)
+        }
+        Self.safetensors([("big.weight", "F32", [rows, cols], bytes)], to: dir + "/big.safetensors")
+        var outs: [Data] = []
+        for t in ["1", "2", "3"] {
+            let r = try TestSupport.ftq(["quantize", dir + "/big.safetensors", "--nf4", "--threads", t, "-o", dir + "/o\(t).safetensors", "-q"])
+            #expect(r.status == 0, "\(r.stderr)")
+            outs.append(try Self.data(dir + "/o\(t).safetensors"))
+        }
+        #expect(outs[0] == outs[1] && outs[1] == outs[2])
+    }
+
     @Test func usageErrors() throws {
         let src = Self.golden + "/source"
         for args in [["--nf4", "--fp4"], [], ["--nf4", "--type", "Q8_0"], ["--nf4", "--blocksize", "48"],

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import FTQCore
 import FTQKernels
 
@@ -21,6 +22,8 @@ public struct BnBOptions: Sendable {
     public var computeDType = "bfloat16"
     /// Extra name patterns (regular expressions, searched anywhere in the name) of weights to keep.
     public var skip: [String] = []
+    /// Threads the 4-bit kernel may use (the output does not depend on it).
+    public var threads = 1
 
     public init(mode: Mode) { self.mode = mode }
 
@@ -479,12 +482,16 @@ public struct BnBQuantizer {
         var all = [Float]()
         all.reserveCapacity(codec.blocks(t.elementCount))
         let packed = buffers.converted
+        let threads = max(1, bnb.threads)
         try forEachGroup(t, group: bnb.blocksize, buffers: buffers) { x, isEnd in
             let nb = codec.blocks(x.count)
             let bytes = BnB4BitCodec.packedBytes(x.count)
             var am = [Float](repeating: 0, count: nb)
             am.withUnsafeMutableBufferPointer { a in
-                codec.quantize(x, isEnd: isEnd, packed: UnsafeMutableRawBufferPointer(rebasing: packed[0..<bytes]), absmax: a)
+                // Split at block boundaries across threads; only the last part may end the tensor.
+                let job = PackJob(codec: codec, x: x, isEnd: isEnd, packed: UnsafeMutableRawBufferPointer(rebasing: packed[0..<bytes]),
+                                  absmax: a, parts: min(threads, max(1, x.count / (64 * 1024))))
+                if job.parts == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: job.parts) { job.run($0) } }
             }
             all.append(contentsOf: am)
             try emit(UnsafeRawBufferPointer(rebasing: packed[0..<bytes]))
@@ -630,5 +637,28 @@ public enum CompanionFiles {
     /// config.json text as transformers writes it: 2-space indentation, ASCII only, newline.
     public static func serializeConfig(_ members: [(String, JSONValue)]) -> [UInt8] {
         Array((JSONText.serialize(.object(members), indent: 2, asciiOnly: true) + "\n").utf8)
+    }
+}
+
+/// One slice of a 4-bit tensor split at block boundaries into `parts` pieces, each quantized on
+/// its own thread into its own bytes of `packed` and `absmax` (disjoint ranges).
+struct PackJob: @unchecked Sendable {
+    let codec: BnB4BitCodec
+    let x: UnsafeBufferPointer<Float>
+    let isEnd: Bool
+    let packed: UnsafeMutableRawBufferPointer
+    let absmax: UnsafeMutableBufferPointer<Float>
+    let parts: Int
+
+    func run(_ p: Int) {
+        let nb = codec.blocks(x.count)
+        let perPart = (nb + parts - 1) / parts
+        let b0 = p * perPart, b1 = min(nb, b0 + perPart)
+        guard b0 < b1 else { return }
+        let e0 = b0 * codec.blocksize, e1 = min(x.count, b1 * codec.blocksize)
+        // Only the part that ends the slice may end the tensor.
+        codec.quantize(UnsafeBufferPointer(rebasing: x[e0..<e1]), isEnd: isEnd && e1 == x.count,
+                       packed: UnsafeMutableRawBufferPointer(rebasing: packed[(e0 / 2)...]),
+                       absmax: UnsafeMutableBufferPointer(rebasing: absmax[b0..<b1]))
     }
 }

@@ -12,8 +12,8 @@ enum BnB4BitFast {
         let t6 = SIMD16<Float>(repeating: th[6]), t7 = SIMD16<Float>(repeating: th[7]), t8 = SIMD16<Float>(repeating: th[8])
         let t9 = SIMD16<Float>(repeating: th[9]), t10 = SIMD16<Float>(repeating: th[10]), t11 = SIMD16<Float>(repeating: th[11])
         let t12 = SIMD16<Float>(repeating: th[12]), t13 = SIMD16<Float>(repeating: th[13]), t14 = SIMD16<Float>(repeating: th[14])
-        let one = SIMD16<Int32>(repeating: 1), zero = SIMD16<Int32>(repeating: 0)
-        let lo = SIMD16<Float>(repeating: -1), hi = SIMD16<Float>(repeating: 1)
+        let zero = SIMD16<Int32>(repeating: 0)
+        precondition(th.allSatisfy { $0 > -1 && $0 < 1 })
         let identity = codec.type == .nf4
         let map = codec.nibbleOfRank
         let raw = UnsafeRawPointer(x)
@@ -32,24 +32,25 @@ enum BnB4BitFast {
             let r = SIMD16<Float>(repeating: 1 / Swift.max(am, BnB4BitCodec.absmaxFloor))
             i = 0
             while i < bs {
-                var v = raw.loadUnaligned(fromByteOffset: (base + i) * 4, as: SIMD16<Float>.self) * r
-                v = v.replacing(with: lo, where: v .< lo)
-                v = v.replacing(with: hi, where: v .> hi)
-                var rank = zero.replacing(with: one, where: v .> t0)
-                rank &+= zero.replacing(with: one, where: v .> t1)
-                rank &+= zero.replacing(with: one, where: v .> t2)
-                rank &+= zero.replacing(with: one, where: v .> t3)
-                rank &+= zero.replacing(with: one, where: v .> t4)
-                rank &+= zero.replacing(with: one, where: v .> t5)
-                rank &+= zero.replacing(with: one, where: v .> t6)
-                rank &+= zero.replacing(with: one, where: v .> t7)
-                rank &+= zero.replacing(with: one, where: v .> t8)
-                rank &+= zero.replacing(with: one, where: v .> t9)
-                rank &+= zero.replacing(with: one, where: v .> t10)
-                rank &+= zero.replacing(with: one, where: v .> t11)
-                rank &+= zero.replacing(with: one, where: v .> t12)
-                rank &+= zero.replacing(with: one, where: v .> t13)
-                rank &+= zero.replacing(with: one, where: v .> t14)
+                // The reference clamps x * r to [-1, 1] before counting thresholds; every
+                // threshold lies strictly inside (-1, 1), so the count is the same unclamped.
+                let v = raw.loadUnaligned(fromByteOffset: (base + i) * 4, as: SIMD16<Float>.self) * r
+                // A true lane of a comparison mask is -1: subtracting counts the thresholds below v.
+                var rank = zero &- unsafeBitCast(v .> t0, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t1, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t2, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t3, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t4, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t5, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t6, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t7, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t8, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t9, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t10, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t11, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t12, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t13, to: SIMD16<Int32>.self)
+                rank &-= unsafeBitCast(v .> t14, to: SIMD16<Int32>.self)
                 var q = SIMD16<UInt8>(truncatingIfNeeded: rank)
                 if !identity {
                     for l in 0..<16 { q[l] = map[Int(q[l])] }
@@ -73,9 +74,21 @@ enum BnB4BitFast {
         let out = UnsafeMutableRawPointer(y)
         for b in 0..<blocks {
             let base = b * bs
-            let p = packed + base / 2
-            for j in 0..<(bs / 2) {
-                out.storeBytes(of: pairs[Int(p[j])], toByteOffset: (base + 2 * j) * 4, as: SIMD2<Float>.self)
+            let p = UnsafeRawPointer(packed + base / 2)
+            var j = 0
+            while j < bs / 2 {
+                // Eight packed bytes at a time, each looking up its pair of codes.
+                let w = p.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+                let o = (base + 2 * j) * 4
+                out.storeBytes(of: pairs[Int(w & 0xff)], toByteOffset: o, as: SIMD2<Float>.self)
+                out.storeBytes(of: pairs[Int((w >> 8) & 0xff)], toByteOffset: o + 8, as: SIMD2<Float>.self)
+                out.storeBytes(of: pairs[Int((w >> 16) & 0xff)], toByteOffset: o + 16, as: SIMD2<Float>.self)
+                out.storeBytes(of: pairs[Int((w >> 24) & 0xff)], toByteOffset: o + 24, as: SIMD2<Float>.self)
+                out.storeBytes(of: pairs[Int((w >> 32) & 0xff)], toByteOffset: o + 32, as: SIMD2<Float>.self)
+                out.storeBytes(of: pairs[Int((w >> 40) & 0xff)], toByteOffset: o + 40, as: SIMD2<Float>.self)
+                out.storeBytes(of: pairs[Int((w >> 48) & 0xff)], toByteOffset: o + 48, as: SIMD2<Float>.self)
+                out.storeBytes(of: pairs[Int(w >> 56)], toByteOffset: o + 56, as: SIMD2<Float>.self)
+                j += 8
             }
             let a = SIMD16<Float>(repeating: absmax[b])
             var i = 0
