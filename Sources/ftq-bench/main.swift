@@ -2,6 +2,10 @@
 //
 //   ftq-bench header PATH [RUNS]     parse a model's headers RUNS times (default 50)
 //   ftq-bench f32-to-f16 MB          convert MB megabytes of F32 to F16, next to a memcpy of the same bytes
+//   ftq-bench kquant MB              quantize MB megabytes of F32 to Q4_K and Q6_K on one core (the lane
+//                                    kernel and the scalar reference), next to a memcpy of the same bytes
+//   ftq-bench bnb MELEMENTS          NF4 (+ double quant) quantize from bf16, NF4 dequantize to f32 and bf16,
+//                                    LLM.int8 from bf16, on one core, next to memcpy of the same bytes
 //   ftq-bench convert-hashing IN OUT [RUNS]
 //                                    convert IN to OUT (a .gguf or .safetensors name) as `ftq convert`
 //                                    does, without and with hashing while writing, alternately
@@ -85,6 +89,41 @@ do {
             let td = now() - t0
             print("\(t.rawValue): quantize \(format3(Double(n) / tq / 1e9)) G elements/s, dequantize \(format3(Double(n) / td / 1e9)) G elements/s")
         }
+    case "kquant":
+        // Q4_K and Q6_K quantize on one core (the best of three runs), next to a memcpy of the
+        // float32 input; the scalar reference on an eighth of it.
+        let n = max(2048, ((Int(args[2]) ?? 64) << 18) / 2048 * 2048)
+        var x = [Float](repeating: 0, count: n)
+        var seed: UInt64 = 42
+        for k in 0..<n {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            x[k] = Float(Int64(bitPattern: seed) >> 40) * 1e-9
+        }
+        var y = [Float](repeating: 0, count: n)
+        var t0 = now()
+        x.withUnsafeBytes { s in y.withUnsafeMutableBytes { $0.copyMemory(from: s) } }
+        let copy = now() - t0
+        print("memcpy of \(n * 4 / 1_000_000) MB of float32: \(format3(Double(n) / copy / 1e9)) G elements/s")
+        for t in [GGMLKQuant.Q4_K, .Q6_K] {
+            var q = [UInt8](repeating: 0, count: n / 256 * t.blockBytes)
+            var tq = Double.infinity
+            for _ in 0..<3 {
+                t0 = now()
+                x.withUnsafeBufferPointer { src in q.withUnsafeMutableBytes { t.quantize(src, into: $0) } }
+                tq = min(tq, now() - t0)
+            }
+            let m = n / 8
+            var r = [UInt8](repeating: 0, count: m / 256 * t.blockBytes)
+            t0 = now()
+            x.withUnsafeBufferPointer { src in
+                r.withUnsafeMutableBytes { t.referenceQuantize(UnsafeBufferPointer(rebasing: src[0..<m]), into: $0) }
+            }
+            let tr = now() - t0
+            let same = r.elementsEqual(q[0..<r.count])
+            print("\(t.rawValue): quantize \(format3(Double(n) / tq / 1e9)) G elements/s (\(format3(tq)) s for \(n) elements), reference \(format3(Double(m) / tr / 1e9)) G elements/s, same bytes: \(same)")
+        }
+    case "bnb":
+        bnbBench(Int(args[2]) ?? 64)
     case "convert-hashing":
         guard args.count >= 4 else { print("usage: ftq-bench convert-hashing IN OUT [RUNS]"); exit(2) }
         let runs = args.count > 4 ? Int(args[4]) ?? 3 : 3
