@@ -18,6 +18,10 @@ run convert "$SCRATCH/tiny/model.safetensors" -o "$SCRATCH/tiny-f32.gguf" --dtyp
 run inspect "$SCRATCH/tiny-f32.gguf"
 run convert "$SCRATCH/tiny-f32.gguf" -o "$SCRATCH/tiny-f16-sharded" --dtype f16 --max-shard-size 100KB
 run inspect "$SCRATCH/tiny-f16-sharded" --json | head -n 12
+run quantize "$SCRATCH/tiny" --nf4 -o "$SCRATCH/tiny-nf4"
+run inspect "$SCRATCH/tiny-nf4" | head -n 14
+run verify "$SCRATCH/tiny-nf4"
+run dequantize "$SCRATCH/tiny-nf4" -o "$SCRATCH/tiny-from-nf4"
 run quantize "$SCRATCH/tiny/model.safetensors" --type Q4_0 -o "$SCRATCH/tiny-Q4_0.gguf"
 run inspect "$SCRATCH/tiny-Q4_0.gguf" | head -n 12
 run verify "$SCRATCH/tiny-Q4_0.gguf"

@@ -59,7 +59,7 @@ struct ConversionRun {
     var threads: ThreadOptions
     var dequantize: Bool
     /// For `quantize --type`.
-    var quantize: GGMLLegacyQuant? = nil
+    var quantize: GGMLQuantizeType? = nil
 
     var input: String { args.input }
     var output: String { args.output }

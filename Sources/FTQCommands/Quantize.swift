@@ -21,9 +21,10 @@ struct Quantize: ParsableCommand {
 
         --type writes GGUF: every 2-D floating-point (or quantized: it is decoded first) weight \
         gets the type, as llama-quantize --pure does; 1-D and scalar floating-point tensors are \
-        written as F32; a 2-D weight whose rows are not a multiple of 32 is kept as F16 and \
-        reported. Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, byte-identical to ggml's reference \
-        quantizers (formats/ggml-quants.md). The output defaults to INPUT-TYPE.gguf. A GGUF input \
+        written as F32. Rows that are not a multiple of 256 fall back as llama-quantize does \
+        (Q4_K -> Q5_0, Q6_K -> Q8_0), rows not a multiple of 32 are kept as F16; each fallback is \
+        reported. Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K, byte-identical to ggml's \
+        reference quantizers (formats/ggml-quants.md). The output defaults to INPUT-TYPE.gguf. A GGUF input \
         keeps its key-values, with general.file_type set for the type.
 
         One line per tensor goes to stderr (-q: none); --dry-run prints the plan and writes \
@@ -43,7 +44,7 @@ struct Quantize: ParsableCommand {
     @Flag(help: "LLM.int8 row-wise (bitsandbytes load_in_8bit).")
     var int8 = false
 
-    @Option(help: "A ggml type, written as GGUF: Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1.")
+    @Option(help: "A ggml type, written as GGUF: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K.")
     var type: String?
 
     @Option(name: .shortAndLong, help: "Output file or directory (default: beside the input, named for the type).")
@@ -89,8 +90,8 @@ struct Quantize: ParsableCommand {
     // MARK: ggml
 
     func runGGML(_ type: String) throws {
-        guard let q = GGMLLegacyQuant(rawValue: type.uppercased()) else {
-            throw FTQError.usage("usage.type", "--type must be Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 (got \"\(type)\")")
+        guard let q = GGMLQuantizeType.allCases.first(where: { $0.rawValue.uppercased() == type.uppercased() }) else {
+            throw FTQError.usage("usage.type", "--type must be Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K (got \"\(type)\")")
         }
         let out = output ?? Self.defaultOutput(input, suffix: q.rawValue, directory: false, gguf: true)
         guard out.hasByteSuffix(".gguf") else {

@@ -60,4 +60,42 @@ import Testing
         #expect(try TestSupport.ftq(["quantize", src, "--type", "Q8_0", "-o", dir + "/x.safetensors"]).status == 2)
         #expect(try TestSupport.ftq(["quantize", src]).status == 2)
     }
+
+    /// Q4_K and Q6_K through the CLI: a weight from the ggml goldens comes out byte-identical to
+    /// ggml's own blocks; rows that are not a multiple of 256 fall back as llama-quantize does
+    /// (Q4_K -> Q5_0, Q6_K -> Q8_0), rows not a multiple of 32 to F16, 1-D tensors to F32.
+    @Test(arguments: [("Q4_K", "Q5_0"), ("Q6_K", "Q8_0")])
+    func kQuantsMatchGGMLAndFallBack(_ type: String, _ fallback: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let golden = TestSupport.testdata("golden/ggml-kquants-quantize")
+        let normal = [UInt8](try Data(contentsOf: URL(fileURLWithPath: golden + "/normal.f32")))  // 4 x 2048
+        var odd: [UInt8] = [], tiny: [UInt8] = [], norm: [UInt8] = []
+        for k in 0..<(3 * 96) { odd += withUnsafeBytes(of: (Float(k % 29) * 0.03 - 0.4).bitPattern.littleEndian, Array.init) }
+        for k in 0..<(2 * 33) { tiny += withUnsafeBytes(of: (Float(k) * 0.01).bitPattern.littleEndian, Array.init) }
+        for k in 0..<2048 { norm += withUnsafeBytes(of: (1 + Float(k) * 1e-4).bitPattern.littleEndian, Array.init) }
+        BnBQuantizeCLITests.safetensors([("a.weight", "F32", [4, 2048], normal), ("b.weight", "F32", [3, 96], odd),
+                                         ("c.weight", "F32", [2, 33], tiny), ("norm.weight", "F32", [2048], norm)],
+                                        to: dir + "/m.safetensors")
+        var r = try TestSupport.ftq(["quantize", dir + "/m.safetensors", "--type", type.lowercased()])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("tensor \"b.weight\" [3, 96]: rows of 96 are not a multiple of 256, \(fallback) instead of \(type)"), "\(r.stderr)")
+        #expect(r.stderr.contains("tensor \"c.weight\" [2, 33]: rows of 33 are not a multiple of 32, kept as F16"), "\(r.stderr)")
+        let out = dir + "/m-\(type).gguf"
+        r = try TestSupport.ftq(["inspect", out, "--json"])
+        let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let tensors = doc["tensors"] as! [[String: Any]]
+        let types = Dictionary(uniqueKeysWithValues: tensors.map { ($0["name"] as! String, $0["dtype"] as! String) })
+        #expect(types == ["a.weight": type, "b.weight": fallback, "c.weight": "F16", "norm.weight": "F32"])
+        let a = try #require(tensors.first { $0["name"] as? String == "a.weight" })
+        let file = try Data(contentsOf: URL(fileURLWithPath: out))
+        let off = try #require(a["offset"] as? Int), n = try #require(a["nbytes"] as? Int)
+        #expect(file.subdata(in: off..<(off + n)) == (try Data(contentsOf: URL(fileURLWithPath: golden + "/normal.\(type).bin"))))
+        #expect(try TestSupport.ftq(["verify", out]).status == 0)
+        // gguf-py reads the file; its decoding of every tensor equals ftq's.
+        r = try TestSupport.ftq(["dequantize", out, "-o", dir + "/d.safetensors", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.python(TestSupport.tool("interop/dequant_peer.py"), ["check", out, dir + "/d.safetensors", "f32"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    }
 }

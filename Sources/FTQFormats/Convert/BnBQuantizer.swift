@@ -224,30 +224,9 @@ public struct BnBQuantizer {
 
     // MARK: reading floats
 
-    /// Streams tensor `t` as float32 in whole groups of `group` values (the last call may end
-    /// with a partial group: `isEnd` is true on the last call only).
     func forEachGroup(_ t: TensorEntry, group: Int, buffers: ChunkBuffers,
                       _ body: (UnsafeBufferPointer<Float>, _ isEnd: Bool) throws -> Void) throws {
-        let capacity = max(group, (1 << 18) / group * group)
-        let acc = UnsafeMutableBufferPointer<Float>.allocate(capacity: capacity)
-        defer { acc.deallocate() }
-        var filled = 0
-        let floats = buffers.floats.bindMemory(to: Float.self)
-        let conv = Converter(model: model, options: options)
-        try conv.forEachFloatSlice(t, buffers: buffers) { n in
-            var at = 0
-            while at < n {
-                if filled == capacity {
-                    try body(UnsafeBufferPointer(acc), false)
-                    filled = 0
-                }
-                let m = min(n - at, capacity - filled)
-                (acc.baseAddress! + filled).update(from: floats.baseAddress! + at, count: m)
-                filled += m
-                at += m
-            }
-        }
-        try body(UnsafeBufferPointer(rebasing: acc[0..<filled]), true)
+        try Converter(model: model, options: options).forEachFloatGroup(t, group: group, buffers: buffers, body)
     }
 
     func nonFinite(_ t: TensorEntry) -> FTQError {

@@ -33,7 +33,7 @@ public struct ConvertOptions: Sendable {
     /// Decode quantized GGUF tensors even into a GGUF output (they always are into safetensors).
     public var dequantize: Bool
     /// Quantize every 2-D weight to this type, as `llama-quantize --pure` does (GGUF outputs).
-    public var quantize: GGMLLegacyQuant? = nil
+    public var quantize: GGMLQuantizeType? = nil
     /// Receives one line for each tensor that could not take the requested type.
     public var notice: (@Sendable (String) -> Void)? = nil
 
@@ -243,7 +243,7 @@ public struct Converter {
         // take --dtype where it applies.
         var specs: [(name: String, type: GGMLType, shape: [Int])] = []
         var plainTargets: [DType?] = []
-        var quantTargets: [GGMLLegacyQuant?] = []
+        var quantTargets: [GGMLQuantizeType?] = []
         for t in model.tensors {
             quantTargets.append(nil)
             if let q = options.quantize, let plan = try quantizePlan(t, q) {
@@ -511,42 +511,70 @@ public struct Converter {
         return (d.finalizeHex(), f.size)
     }
 
-    enum QuantizePlan { case quantized(GGMLLegacyQuant), plain(DType) }
+    enum QuantizePlan { case quantized(GGMLQuantizeType), plain(DType) }
 
     /// What `--type` does to a tensor (formats/cli.md, "quantize"): a 2-D floating-point or
-    /// quantized weight whose rows fill whole blocks takes the type; a 2-D weight whose rows do
-    /// not is kept as F16 (reported); 1-D and scalar floating-point tensors become F32; other
-    /// tensors are left to the usual rules (nil).
-    func quantizePlan(_ t: TensorEntry, _ q: GGMLLegacyQuant) throws -> QuantizePlan? {
+    /// quantized weight whose rows fill whole blocks takes the type; rows that do not fill
+    /// 256-element blocks fall back as llama-quantize does (Q4_K -> Q5_0, Q6_K -> Q8_0); rows
+    /// that fill no 32-element blocks are kept as F16; every fallback is reported. 1-D and
+    /// scalar floating-point tensors become F32; other tensors are left to the usual rules (nil).
+    func quantizePlan(_ t: TensorEntry, _ q: GGMLQuantizeType) throws -> QuantizePlan? {
         let isFloat = t.type.plainDType?.isConvertibleFloat ?? false
         var decodable = false
         if case let .ggml(g) = t.type, t.type.plainDType == nil { decodable = GGMLDequantizer.kernel(for: g) != nil }
         guard isFloat || decodable else { return nil }
         if t.shape.count < 2 { return .plain(.F32) }
         guard t.shape.count == 2 else { return nil }
-        if t.shape[1] % GGMLLegacyQuant.blockElements != 0 {
-            options.notice?("tensor \"\(t.name)\" \(t.shape): rows of \(t.shape[1]) are not a multiple of \(GGMLLegacyQuant.blockElements), kept as F16")
-            return .plain(.F16)
+        let row = t.shape[1]
+        if row % q.blockElements == 0 { return .quantized(q) }
+        if let fb = q.rowFallback, row % fb.blockElements == 0 {
+            options.notice?("tensor \"\(t.name)\" \(t.shape): rows of \(row) are not a multiple of \(q.blockElements), \(fb.rawValue) instead of \(q.rawValue)")
+            return .quantized(fb)
         }
-        return .quantized(q)
+        options.notice?("tensor \"\(t.name)\" \(t.shape): rows of \(row) are not a multiple of \(GGMLLegacyQuant.blockElements), kept as F16")
+        return .plain(.F16)
     }
 
-    /// Streams a floating-point or quantized tensor into `q`'s blocks: a slice at a time
-    /// (at most 1 MiB of float32) is widened or decoded to float32, quantized and written.
-    func quantizeTensor(_ t: TensorEntry, to q: GGMLLegacyQuant, out: OutputFile, progress: Progress,
+    /// Streams a floating-point or quantized tensor into `q`'s blocks: whole blocks at a time
+    /// (at most 1 MiB of float32) are widened or decoded to float32, quantized and written.
+    func quantizeTensor(_ t: TensorEntry, to q: GGMLQuantizeType, out: OutputFile, progress: Progress,
                         buffers: ChunkBuffers, hashes: HashPipeline?) throws {
         hashes?.beginTensor()
         defer { hashes?.endTensor() }
-        let floats = buffers.floats.bindMemory(to: Float.self)
-        func emit(_ n: Int) throws {
-            let bytes = n / 32 * q.blockBytes
-            q.quantize(UnsafeBufferPointer(rebasing: floats[0..<n]), into: UnsafeMutableRawBufferPointer(rebasing: buffers.converted[0..<bytes]))
+        try forEachFloatGroup(t, group: q.blockElements, buffers: buffers) { x, _ in
+            let bytes = x.count / q.blockElements * q.blockBytes
+            q.quantize(x, into: UnsafeMutableRawBufferPointer(rebasing: buffers.converted[0..<bytes]))
             let b = UnsafeRawBufferPointer(rebasing: buffers.converted[0..<bytes])
             try out.write(b)
             hashes?.feed(b, tensor: true)
             progress.advance(bytes)
         }
-        try forEachFloatSlice(t, buffers: buffers, emit)
+    }
+
+    /// Streams tensor `t` as float32 in whole groups of `group` values, at most 1 MiB of floats
+    /// (or one group) per call; the last call may end with a partial group and only it has
+    /// `isEnd` true.
+    func forEachFloatGroup(_ t: TensorEntry, group: Int, buffers: ChunkBuffers,
+                           _ body: (UnsafeBufferPointer<Float>, _ isEnd: Bool) throws -> Void) throws {
+        let capacity = max(group, (1 << 18) / group * group)
+        let acc = UnsafeMutableBufferPointer<Float>.allocate(capacity: capacity)
+        defer { acc.deallocate() }
+        var filled = 0
+        let floats = buffers.floats.bindMemory(to: Float.self)
+        try forEachFloatSlice(t, buffers: buffers) { n in
+            var at = 0
+            while at < n {
+                if filled == capacity {
+                    try body(UnsafeBufferPointer(acc), false)
+                    filled = 0
+                }
+                let m = min(n - at, capacity - filled)
+                (acc.baseAddress! + filled).update(from: floats.baseAddress! + at, count: m)
+                filled += m
+                at += m
+            }
+        }
+        try body(UnsafeBufferPointer(rebasing: acc[0..<filled]), true)
     }
 
     /// Streams a floating-point or quantized tensor as float32 through `buffers.floats`, a slice
