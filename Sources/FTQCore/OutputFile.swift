@@ -98,7 +98,19 @@ public final class OutputFile: @unchecked Sendable {
             }
             done += n
         }
+        onDisk += bytes.count
+        // Start writing back what is written, without waiting, so that the fsync in finish()
+        // does not wait for the whole file at once.
+        if onDisk - writebackStarted >= Self.writebackStep {
+            _ = startWriteback?(fd, Int64(writebackStarted), Int64(onDisk - writebackStarted), 2 /* SYNC_FILE_RANGE_WRITE */)
+            writebackStarted = onDisk
+        }
     }
+
+    /// Bytes handed to the kernel, and how many of them have had writeback started.
+    private var onDisk = 0
+    private var writebackStarted = 0
+    static let writebackStep = 32 << 20
 
     /// Flushes and syncs the temporary file, and returns the digest of its bytes (nil without
     /// a digest). The file is complete but not yet at its final name: see ``commit()``.
@@ -211,3 +223,10 @@ final class NSLockLike: @unchecked Sendable {
         return try body()
     }
 }
+
+/// Linux's sync_file_range(2), looked up at run time (Glibc's Swift module does not declare it);
+/// nil where the C library lacks it, and then writeback simply starts at fsync.
+private let startWriteback: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32)? = {
+    guard let p = dlsym(nil, "sync_file_range") else { return nil }
+    return unsafeBitCast(p, to: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32).self)
+}()

@@ -229,6 +229,15 @@ struct GoldenTensors {
                         p2.withUnsafeMutableBytes { pp in a2.withUnsafeMutableBufferPointer { codec.quantize(xp, isEnd: true, packed: pp, absmax: $0) } }
                     }
                     #expect(p1 == p2 && Self.bits(a1) == Self.bits(a2), "\(type) bs\(bs) n\(n) quantize")
+                    var a3 = [Float](repeating: .nan, count: a1.count)
+                    let finite = x.withUnsafeBufferPointer { xp in a3.withUnsafeMutableBufferPointer { codec.absmax(xp, isEnd: true, into: $0) } }
+                    #expect(finite && Self.bits(a3) == Self.bits(a1), "\(type) bs\(bs) n\(n) absmax")
+                    for bad: Float in [.nan, .infinity, -.infinity] {
+                        var y = x
+                        y[n - 1 - (n / 3)] = bad
+                        let f = y.withUnsafeBufferPointer { yp in a3.withUnsafeMutableBufferPointer { codec.absmax(yp, isEnd: true, into: $0) } }
+                        #expect(!f, "\(type) bs\(bs) n\(n) \(bad) found")
+                    }
                     var y1 = [Float](repeating: 0, count: n), y2 = y1
                     p1.withUnsafeBytes { pp in
                         a1.withUnsafeBufferPointer { ap in

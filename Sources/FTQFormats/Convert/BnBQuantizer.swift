@@ -240,19 +240,15 @@ public struct BnBQuantizer {
         let bs = bnb.blocksize
         var out = [Float]()
         out.reserveCapacity((t.elementCount + bs - 1) / bs)
-        try forEachGroup(t, group: bs, buffers: buffers) { x, _ in
-            var b = 0
-            while b < x.count {
-                let end = min(x.count, b + bs)
-                var am: Float = 0, poison: Float = 0
-                for i in b..<end {
-                    am = max(am, abs(x[i]))
-                    poison += x[i] * 0
-                }
-                if poison != 0 || poison.isNaN { throw nonFinite(t) }
-                out.append(end - b == bs ? am : max(am, BnB4BitCodec.absmaxFloor))
-                b = end
-            }
+        guard case let .fourBit(type) = bnb.mode else { return [] }
+        let codec = BnB4BitCodec(type: type, blocksize: bs)
+        var am = [Float](repeating: 0, count: (1 << 18) / bs + 1)
+        try forEachGroup(t, group: bs, buffers: buffers) { x, isEnd in
+            let nb = codec.blocks(x.count)
+            if am.count < nb { am = [Float](repeating: 0, count: nb) }
+            let finite = am.withUnsafeMutableBufferPointer { codec.absmax(x, isEnd: isEnd, into: $0) }
+            if !finite { throw nonFinite(t) }
+            out.append(contentsOf: am[0..<nb])
         }
         return out
     }

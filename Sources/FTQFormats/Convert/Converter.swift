@@ -552,20 +552,28 @@ public struct Converter {
     }
 
     /// Streams tensor `t` as float32 in whole groups of `group` values, at most 1 MiB of floats
-    /// (or one group) per call; the last call may end with a partial group and only it has
-    /// `isEnd` true.
+    /// (or one group) per call. Only the last call may end with a partial group, and then its
+    /// `isEnd` is true (a last call of whole groups may say false). Slices that hold whole
+    /// groups are passed as they are decoded, without a copy.
     func forEachFloatGroup(_ t: TensorEntry, group: Int, buffers: ChunkBuffers,
                            _ body: (UnsafeBufferPointer<Float>, _ isEnd: Bool) throws -> Void) throws {
         let capacity = max(group, (1 << 18) / group * group)
         let acc = UnsafeMutableBufferPointer<Float>.allocate(capacity: capacity)
         defer { acc.deallocate() }
         var filled = 0
+        var calls = 0
         let floats = buffers.floats.bindMemory(to: Float.self)
         try forEachFloatSlice(t, buffers: buffers) { n in
             var at = 0
+            if filled == 0 && n >= group {
+                at = n / group * group
+                try body(UnsafeBufferPointer(rebasing: floats[0..<at]), false)
+                calls += 1
+            }
             while at < n {
                 if filled == capacity {
                     try body(UnsafeBufferPointer(acc), false)
+                    calls += 1
                     filled = 0
                 }
                 let m = min(n - at, capacity - filled)
@@ -574,7 +582,7 @@ public struct Converter {
                 at += m
             }
         }
-        try body(UnsafeBufferPointer(rebasing: acc[0..<filled]), true)
+        if filled > 0 || calls == 0 { try body(UnsafeBufferPointer(rebasing: acc[0..<filled]), true) }
     }
 
     /// Streams a floating-point or quantized tensor as float32 through `buffers.floats`, a slice

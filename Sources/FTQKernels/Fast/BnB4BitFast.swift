@@ -62,6 +62,22 @@ enum BnB4BitFast {
         }
     }
 
+    /// The largest magnitude of each of `blocks` blocks of `bs` values, as float32 bit patterns
+    /// (which order finite magnitudes; a pattern at or above 0x7f800000 is an infinity or a NaN).
+    static func maxMagnitudeBits(_ x: UnsafePointer<Float>, bs: Int, blocks: Int, into out: UnsafeMutablePointer<UInt32>) {
+        let raw = UnsafeRawPointer(x)
+        for b in 0..<blocks {
+            var m = SIMD16<UInt32>(repeating: 0)
+            var i = b * bs
+            let end = i + bs
+            while i < end {
+                m = pointwiseMax(m, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self) & 0x7fff_ffff)
+                i += 16
+            }
+            out[b] = m.max()
+        }
+    }
+
     /// Pairs (code[hi], code[lo]) for every byte value, for one code table.
     static func pairTable(_ code: [Float]) -> [SIMD2<Float>] {
         (0..<256).map { SIMD2(code[$0 >> 4], code[$0 & 15]) }

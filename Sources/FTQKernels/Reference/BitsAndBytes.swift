@@ -82,6 +82,29 @@ public struct BnB4BitCodec: Sendable {
     /// Blocks (absmax values) for `n` elements.
     public func blocks(_ n: Int) -> Int { (n + blocksize - 1) / blocksize }
 
+    /// The absmax vector that quantize stores for `x` (a slice starting on a block boundary;
+    /// `isEnd` as for quantize): max |x| per full block, max(max |x|, 1e-38) for a partial last
+    /// block. Returns false, with `absmax` unspecified, when `x` holds an infinity or a NaN.
+    public func absmax(_ x: UnsafeBufferPointer<Float>, isEnd: Bool, into absmax: UnsafeMutableBufferPointer<Float>) -> Bool {
+        let n = x.count
+        precondition((isEnd || n % blocksize == 0) && absmax.count >= blocks(n))
+        let full = n / blocksize
+        var finite = true
+        if full > 0 {
+            absmax.withMemoryRebound(to: UInt32.self) { bits in
+                BnB4BitFast.maxMagnitudeBits(x.baseAddress!, bs: blocksize, blocks: full, into: bits.baseAddress!)
+                for b in 0..<full where bits[b] >= 0x7f80_0000 { finite = false }
+            }
+        }
+        if full * blocksize < n {
+            var m: UInt32 = 0
+            for i in (full * blocksize)..<n { m = Swift.max(m, x[i].bitPattern & 0x7fff_ffff) }
+            if m >= 0x7f80_0000 { finite = false }
+            absmax[full] = Swift.max(Float(bitPattern: m), Self.absmaxFloor)
+        }
+        return finite
+    }
+
     /// Quantizes like referenceQuantize, with the fastest kernel that gives the same bytes.
     /// Full blocks take the vectorised kernel; a partial last block (and an odd count) the
     /// reference. Values must be finite.
