@@ -243,6 +243,25 @@ public struct BnBQuantizer {
         guard case let .fourBit(type) = bnb.mode else { return [] }
         let codec = BnB4BitCodec(type: type, blocksize: bs)
         var am = [Float](repeating: 0, count: (1 << 18) / bs + 1)
+        if let d = t.type.plainDType, d == .BF16 || d == .F16 || d == .F32 {
+            // Plain sources: the maxima straight from the stored bits, without widening.
+            let size = d.bits / 8
+            var done = 0
+            try model.forEachChunk(of: t, granule: bs * size, buffer: buffers.read) { chunk in
+                let n = chunk.count / size
+                done += n
+                let isEnd = done == t.elementCount
+                let nb = codec.blocks(n)
+                if am.count < nb { am = [Float](repeating: 0, count: nb) }
+                let finite = am.withUnsafeMutableBufferPointer { a in
+                    d == .F32 ? codec.absmax(chunk.bindMemory(to: Float.self), isEnd: isEnd, into: a)
+                              : codec.absmax(half: chunk, isBF16: d == .BF16, isEnd: isEnd, into: a)
+                }
+                if !finite { throw nonFinite(t) }
+                out.append(contentsOf: am[0..<nb])
+            }
+            return out
+        }
         try forEachGroup(t, group: bs, buffers: buffers) { x, isEnd in
             let nb = codec.blocks(x.count)
             if am.count < nb { am = [Float](repeating: 0, count: nb) }

@@ -24,7 +24,7 @@ enum BnB4BitFast {
             var i = 0
             while i < bs {
                 let v = raw.loadUnaligned(fromByteOffset: (base + i) * 4, as: SIMD16<UInt32>.self) & 0x7fff_ffff
-                m = pointwiseMax(m, v)
+                m = m.replacing(with: v, where: v .> m)
                 i += 16
             }
             let am = Float(bitPattern: m.max())
@@ -71,10 +71,27 @@ enum BnB4BitFast {
             var i = b * bs
             let end = i + bs
             while i < end {
-                m = pointwiseMax(m, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self) & 0x7fff_ffff)
+                let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self) & 0x7fff_ffff
+                m = m.replacing(with: v, where: v .> m)
                 i += 16
             }
             out[b] = m.max()
+        }
+    }
+
+    /// The largest magnitude bit pattern (sign cleared) of each of `blocks` blocks of `bs`
+    /// 16-bit floats (BF16 or F16, whose patterns order their finite magnitudes).
+    static func maxMagnitudeBits16(_ x: UnsafeRawPointer, bs: Int, blocks: Int, into out: UnsafeMutablePointer<UInt16>) {
+        for b in 0..<blocks {
+            var m = SIMD16<Int16>(repeating: 0)
+            var i = b * bs
+            let end = i + bs
+            while i < end {
+                let v = x.loadUnaligned(fromByteOffset: i * 2, as: SIMD16<Int16>.self) & 0x7fff
+                m = m.replacing(with: v, where: v .> m)
+                i += 16
+            }
+            out[b] = UInt16(m.max())
         }
     }
 

@@ -105,6 +105,35 @@ public struct BnB4BitCodec: Sendable {
         return finite
     }
 
+    /// absmax(_:isEnd:into:) computed from BF16 or F16 values as they are stored (little-endian
+    /// bit patterns, not widened): the same float32 results, as widening is exact and monotonic.
+    public func absmax(half x: UnsafeRawBufferPointer, isBF16: Bool, isEnd: Bool, into absmax: UnsafeMutableBufferPointer<Float>) -> Bool {
+        let n = x.count / 2
+        precondition((isEnd || n % blocksize == 0) && absmax.count >= blocks(n))
+        let full = n / blocksize
+        let limit: UInt16 = isBF16 ? 0x7f80 : 0x7c00
+        func widen(_ h: UInt16) -> Float {
+            Float(bitPattern: isBF16 ? UInt32(h) << 16 : FloatBits.f16ToF32(h))
+        }
+        var finite = true
+        if full > 0 {
+            let bits = UnsafeMutablePointer<UInt16>.allocate(capacity: full)
+            defer { bits.deallocate() }
+            BnB4BitFast.maxMagnitudeBits16(x.baseAddress!, bs: blocksize, blocks: full, into: bits)
+            for b in 0..<full {
+                if bits[b] >= limit { finite = false }
+                absmax[b] = widen(bits[b])
+            }
+        }
+        if full * blocksize < n {
+            var m: UInt16 = 0
+            for i in (full * blocksize)..<n { m = Swift.max(m, x.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self) & 0x7fff) }
+            if m >= limit { finite = false }
+            absmax[full] = Swift.max(widen(m), Self.absmaxFloor)
+        }
+        return finite
+    }
+
     /// Quantizes like referenceQuantize, with the fastest kernel that gives the same bytes.
     /// Full blocks take the vectorised kernel; a partial last block (and an odd count) the
     /// reference. Values must be finite.
