@@ -35,6 +35,37 @@ import Testing
         #expect(try TestSupport.ftq(["verify", out]).status == 0)
     }
 
+    /// Every 2-D case of the kernel goldens (bf16, f16 and f32 sources; partial blocks, odd
+    /// counts, zero and constant blocks, outliers, subnormals, values on thresholds) through the
+    /// whole command: the output tensors equal bitsandbytes' for every configuration.
+    @Test func everyGoldenCaseThroughTheCommand() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let golden = TestSupport.testdata("golden/bnb/bnb4.safetensors")
+        let peer = TestSupport.tool("interop/bnb_golden_cases.py")
+        var r = try TestSupport.python(peer, ["make", golden, dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        let made = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let caseNames = Set(made["cases"] as! [String])
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: TestSupport.testdata("golden/bnb/cases.json")))) as! [String: Any]
+        var checked = 0
+        for c in doc["bnb4"] as! [[String: Any]] where caseNames.contains(c["name"] as! String) {
+            let name = c["name"] as! String
+            for conf in c["configs"] as! [String] {
+                let parts = conf.split(separator: ".")
+                var flags = ["--\(parts[0])", "--blocksize", String(parts[1].dropFirst(2))]
+                if parts[2] == "nodq" { flags.append("--no-double-quant") }
+                let out = dir + "/\(name).\(conf).out.safetensors"
+                r = try TestSupport.ftq(["quantize", dir + "/\(name).safetensors"] + flags + ["-o", out, "-q"])
+                #expect(r.status == 0, "\(name) \(conf): \(r.stderr)")
+                r = try TestSupport.python(peer, ["check", golden, name, conf, out])
+                #expect(r.status == 0, "\(name) \(conf): \(r.stdout)\(r.stderr)")
+                checked += 1
+            }
+        }
+        #expect(checked >= 40)
+    }
+
     /// A single file gives a single file with the same tensors (and, as the source metadata is
     /// transformers' own, the same bytes).
     @Test func fileInputGivesAFile() throws {
