@@ -1,0 +1,52 @@
+import FTQCore
+import FTQKernels
+
+/// `ftq-bench dequant MELEMENTS`: every ggml dequantizer ftq has, on one core, decoding
+/// MELEMENTS million values into a 1 MiB float32 slice at a time (as `ftq dequantize` streams),
+/// next to a memcpy of the same float32 bytes measured in the same run (medians of 5).
+func dequantBench(_ millions: Int) {
+    let n = max(1 << 16, millions * 1_000_000 / 256 * 256)
+    func time(_ body: () -> Void) -> Double {
+        var ts: [Double] = []
+        for _ in 0..<5 {
+            let t0 = now()
+            body()
+            ts.append(now() - t0)
+        }
+        return median(ts)
+    }
+    let slice = 1 << 18
+    let out = UnsafeMutableBufferPointer<Float>.allocate(capacity: slice)
+    defer { out.deallocate() }
+    var src = [Float](repeating: 0.25, count: n)
+    var dst = [Float](repeating: 0, count: n)
+    let tCopy = time { src.withUnsafeBytes { s in dst.withUnsafeMutableBytes { $0.copyMemory(from: s) } } }
+    print("memcpy of \(n * 4 / 1_000_000) MB of float32: \(format3(Double(n) / tCopy / 1e9)) G elements/s")
+    src = []
+    dst = []
+    for name in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"] {
+        guard let g = GGMLType.named(name), let kernel = GGMLDequantizer.kernel(for: g) else { continue }
+        let blocks = n / g.blockSize
+        var bytes = [UInt8](repeating: 0, count: blocks * g.typeSize)
+        var seed: UInt64 = 5
+        for i in 0..<bytes.count {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            bytes[i] = UInt8(truncatingIfNeeded: seed >> 33)
+        }
+        // Finite float16 scales: clear the top exponent bit of every byte pair's high byte.
+        for i in stride(from: 1, to: bytes.count, by: 2) { bytes[i] &= 0x3b }
+        let perSlice = slice / g.blockSize
+        let t = time {
+            bytes.withUnsafeBytes { q in
+                var b = 0
+                while b < blocks {
+                    let m = min(perSlice, blocks - b)
+                    kernel(UnsafeRawBufferPointer(rebasing: q[(b * g.typeSize)..<((b + m) * g.typeSize)]),
+                           UnsafeMutableBufferPointer(rebasing: out[0..<(m * g.blockSize)]))
+                    b += m
+                }
+            }
+        }
+        print("\(name): dequantize \(format3(Double(blocks * g.blockSize) / t / 1e9)) G elements/s")
+    }
+}
