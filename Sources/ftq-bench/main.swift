@@ -81,13 +81,18 @@ do {
         let copy = now() - t0
         print("memcpy of \(n * 4 / 1_000_000) MB of float32: \(format3(Double(n) / copy / 1e9)) G elements/s")
         for t in GGMLLegacyQuant.allCases {
-            var q = [UInt8](repeating: 0, count: n / 32 * t.blockBytes)
-            t0 = now()
-            x.withUnsafeBufferPointer { src in q.withUnsafeMutableBytes { t.quantize(src, into: $0) } }
-            let tq = now() - t0
-            t0 = now()
-            q.withUnsafeBytes { src in y.withUnsafeMutableBufferPointer { t.dequantize(src, into: $0) } }
-            let td = now() - t0
+            // Medians of 3 runs into memory already touched (the first run faults the pages in).
+            var q = [UInt8](repeating: 1, count: n / 32 * t.blockBytes)
+            var tqs: [Double] = [], tds: [Double] = []
+            for _ in 0..<3 {
+                t0 = now()
+                x.withUnsafeBufferPointer { src in q.withUnsafeMutableBytes { t.quantize(src, into: $0) } }
+                tqs.append(now() - t0)
+                t0 = now()
+                q.withUnsafeBytes { src in y.withUnsafeMutableBufferPointer { t.dequantize(src, into: $0) } }
+                tds.append(now() - t0)
+            }
+            let tq = median(tqs), td = median(tds)
             print("\(t.rawValue): quantize \(format3(Double(n) / tq / 1e9)) G elements/s, dequantize \(format3(Double(n) / td / 1e9)) G elements/s")
         }
     case "kquant":

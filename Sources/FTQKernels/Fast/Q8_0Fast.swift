@@ -17,7 +17,7 @@ enum Q8_0Fast {
         let ob = out.baseAddress!
         for b in 0..<blocks {
             let p = base + b * 32
-            let maxBits = FastBlock.maxMagnitudeBits(p)
+            let maxBits = FastBlock.maxMagnitudeBitsSIMD(p)
             let amax = Float(bitPattern: maxBits)
             let d = amax / 127
             let id: Float = d != 0 ? 1 / d : 0
@@ -26,17 +26,24 @@ enum Q8_0Fast {
                 GGMLLegacyQuant.quantizeQ8_0(UnsafeBufferPointer(start: p, count: 32), UnsafeMutableRawBufferPointer(start: o, count: 34))
                 continue
             }
-            let h = FloatBits.f32ToF16(d.bitPattern)
-            o.storeBytes(of: h.littleEndian, as: UInt16.self)
-            let q = (o + 2).assumingMemoryBound(to: UInt8.self)
-            for j in 0..<32 {
-                let v = p[j] * id
-                let a = Float(bitPattern: v.bitPattern & 0x7fff_ffff)
-                var r = (a + 8_388_608) - 8_388_608  // round to nearest, ties to even
-                r += (r - a == -0.5) ? 1 : 0          // ties away from zero, as roundf
-                let s = Float(bitPattern: r.bitPattern | (v.bitPattern & 0x8000_0000))
-                q[j] = UInt8(truncatingIfNeeded: (s + 12_582_912).bitPattern)
-            }
+            o.storeBytes(of: FastBlock.f16(d).littleEndian, as: UInt16.self)
+            let raw = UnsafeRawPointer(p)
+            let lo = codes(raw.loadUnaligned(as: SIMD16<Float>.self), id)
+            let hi = codes(raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self), id)
+            (o + 2).storeBytes(of: lo, as: SIMD16<UInt8>.self)
+            (o + 18).storeBytes(of: hi, as: SIMD16<UInt8>.self)
         }
+    }
+
+    /// The int8 codes of 16 values: roundf(x * id) as the scalar loop computes it, per lane.
+    @inline(__always)
+    static func codes(_ x: SIMD16<Float>, _ id: Float) -> SIMD16<UInt8> {
+        let v = x * id
+        let bits = unsafeBitCast(v, to: SIMD16<UInt32>.self)
+        let a = unsafeBitCast(bits & 0x7fff_ffff, to: SIMD16<Float>.self)
+        var r = (a + 8_388_608) - 8_388_608
+        r = r.replacing(with: r + 1, where: (r - a) .== -0.5)
+        let s = unsafeBitCast(unsafeBitCast(r, to: SIMD16<UInt32>.self) | (bits & 0x8000_0000), to: SIMD16<Float>.self)
+        return SIMD16<UInt8>(truncatingIfNeeded: unsafeBitCast(s + 12_582_912, to: SIMD16<UInt32>.self))
     }
 }
