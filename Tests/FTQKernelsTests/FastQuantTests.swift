@@ -1,4 +1,5 @@
 import Testing
+@testable import FTQCore
 @testable import FTQKernels
 
 /// Fast quantizers agree with the scalar reference bit for bit.
@@ -30,5 +31,21 @@ import Testing
         let n = type.blockBytes
         let bad = (0..<(x.count / 32)).filter { fast[($0 * n)..<($0 * n + n)] != ref[($0 * n)..<($0 * n + n)] }
         #expect(bad.isEmpty, "\(bad.count) blocks differ, first \(bad.first ?? -1)")
+    }
+
+    /// The short float16 path equals FloatBits.f32ToF16 around every boundary it relies on and
+    /// on a sweep of all exponents.
+    @Test func shortFloat16PathMatches() {
+        var patterns: [UInt32] = []
+        for edge: UInt32 in [0x3880_0000, 0x477f_e000, 0x477f_efff, 0x477f_f000, 0x4780_0000, 0x387f_ffff, 0x3380_0000] {
+            for d in -300...300 { patterns.append(UInt32(truncatingIfNeeded: Int64(edge) + Int64(d))) }
+        }
+        var s: UInt32 = 12345
+        for _ in 0..<2_000_000 {
+            s = s &* 1_664_525 &+ 1_013_904_223
+            patterns.append(s)
+        }
+        let bad = (patterns + patterns.map { $0 | 0x8000_0000 }).filter { FastBlock.f16(Float(bitPattern: $0)) != FloatBits.f32ToF16($0) }
+        #expect(bad.isEmpty, "\(bad.count) patterns differ, first \(String(bad.first ?? 0, radix: 16))")
     }
 }
