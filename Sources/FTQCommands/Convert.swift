@@ -117,6 +117,7 @@ struct ConversionRun {
             dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet, dequantize: dequantize,
             digest: FileHashing.sha256, sidecars: sidecars)
         convertOptions.quantize = quantize
+        convertOptions.threads = threads.count
         convertOptions.notice = { writeStderr("ftq: note: \(TerminalText.escaped($0, limit: 500))\n") }
         let converter = Converter(model: model, options: convertOptions)
         let written = try converter.run(to: outputTarget)

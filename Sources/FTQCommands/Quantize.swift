@@ -97,10 +97,19 @@ struct Quantize: ParsableCommand {
         guard out.hasByteSuffix(".gguf") else {
             throw FTQError.usage("usage.conflict", "--type writes GGUF: give -o a NAME.gguf (got \(out))")
         }
+        try Self.refuseQuantized(try ModelOpener.open(input))
         let args = try ConversionArguments.parse([input, "-o", out] + (json ? ["--json"] : []))
         var run = ConversionRun(command: "quantize", args: args, outputOptions: outputOptions, threads: threads, dequantize: false)
         run.quantize = q
         try run.run()
+    }
+
+    /// A checkpoint already in a bitsandbytes layout is refused: its packed bytes are not
+    /// weights (ftq dequantize restores them first).
+    static func refuseQuantized(_ model: Model) throws {
+        guard model.format == .safetensors, BnBDequantizer.detect(model) else { return }
+        throw FTQError.invalid("quantize.already-quantized", file: model.path,
+            "the model is already quantized in a bitsandbytes layout (NF4, FP4 or int8); run ftq dequantize first")
     }
 
     /// `dir/model.safetensors` -> `dir/model-Q4_0.gguf` or `dir/model-nf4.safetensors`; a
@@ -135,6 +144,7 @@ struct Quantize: ParsableCommand {
             }
         }
         let model = try ModelOpener.open(input)
+        try Self.refuseQuantized(model)
         let isDirectory = PathKind.of(model.path) == .directory
         let suffix = nf4 ? "nf4" : fp4 ? "fp4" : "int8"
         let out = output ?? Self.defaultOutput(input, suffix: suffix, directory: isDirectory, gguf: false)

@@ -199,6 +199,18 @@ import Testing
         #expect(outs[0] == outs[1] && outs[1] == outs[2])
     }
 
+    @Test func alreadyQuantizedInputsAreRefused() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        for v in ["nf4", "int8"] {
+            for flags in [["--nf4"], ["--int8"], ["--type", "Q8_0", "-o", dir + "/x.gguf"]] {
+                let r = try TestSupport.ftq(["quantize", Self.golden + "/" + v] + flags + (flags.count == 1 ? ["-o", dir + "/x"] : []))
+                #expect(r.status == 3 && r.stderr.contains("[quantize.already-quantized]"), "\(v) \(flags): \(r.stderr)")
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+    }
+
     @Test func usageErrors() throws {
         let src = Self.golden + "/source"
         for args in [["--nf4", "--fp4"], [], ["--nf4", "--type", "Q8_0"], ["--nf4", "--blocksize", "48"],

@@ -98,4 +98,28 @@ import Testing
         r = try TestSupport.python(TestSupport.tool("interop/dequant_peer.py"), ["check", out, dir + "/d.safetensors", "f32"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     }
+
+    /// Large tensors are quantized on several threads, split at block boundaries: the bytes do
+    /// not depend on --threads.
+    @Test(arguments: ["Q8_0", "Q4_K", "Q6_K"])
+    func threadsDoNotChangeTheBytes(_ type: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let rows = 700, cols = 1024
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(rows * cols * 4)
+        var seed: UInt64 = 3
+        for _ in 0..<(rows * cols) {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            bytes += withUnsafeBytes(of: (Float(Int64(bitPattern: seed) >> 40) * 1e-7).bitPattern.littleEndian, Array.init)
+        }
+        BnBQuantizeCLITests.safetensors([("w.weight", "F32", [rows, cols], bytes)], to: dir + "/m.safetensors")
+        var outs: [Data] = []
+        for t in ["1", "2", "3"] {
+            let r = try TestSupport.ftq(["quantize", dir + "/m.safetensors", "--type", type, "--threads", t, "-o", dir + "/o\(t).gguf", "-q"])
+            #expect(r.status == 0, "\(r.stderr)")
+            outs.append(try Data(contentsOf: URL(fileURLWithPath: dir + "/o\(t).gguf")))
+        }
+        #expect(outs[0] == outs[1] && outs[1] == outs[2])
+    }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import FTQCore
 import FTQKernels
 
@@ -36,6 +37,8 @@ public struct ConvertOptions: Sendable {
     public var quantize: GGMLQuantizeType? = nil
     /// Receives one line for each tensor that could not take the requested type.
     public var notice: (@Sendable (String) -> Void)? = nil
+    /// Threads the quantizing kernels may use (outputs do not depend on it).
+    public var threads = 1
 
     public init(dtype: DType? = nil, overwrite: Bool = false, quiet: Bool = false, dequantize: Bool = false,
                 digest: DigestMaker? = nil, sidecars: Sidecars? = nil) {
@@ -543,7 +546,9 @@ public struct Converter {
         defer { hashes?.endTensor() }
         try forEachFloatGroup(t, group: q.blockElements, buffers: buffers) { x, _ in
             let bytes = x.count / q.blockElements * q.blockBytes
-            q.quantize(x, into: UnsafeMutableRawBufferPointer(rebasing: buffers.converted[0..<bytes]))
+            let job = BlockJob(type: q, x: x, out: UnsafeMutableRawBufferPointer(rebasing: buffers.converted[0..<bytes]),
+                               parts: min(max(1, options.threads), max(1, x.count / (64 * 1024))))
+            if job.parts == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: job.parts) { job.run($0) } }
             let b = UnsafeRawBufferPointer(rebasing: buffers.converted[0..<bytes])
             try out.write(b)
             hashes?.feed(b, tensor: true)
@@ -726,4 +731,22 @@ func removeTree(_ dir: String) {
         for n in names { unlink(joinPath(dir, n)) }
     }
     rmdir(dir)
+}
+
+/// Whole blocks of a ggml type split into `parts` ranges, each quantized on its own thread into
+/// its own bytes of `out`.
+struct BlockJob: @unchecked Sendable {
+    let type: GGMLQuantizeType
+    let x: UnsafeBufferPointer<Float>
+    let out: UnsafeMutableRawBufferPointer
+    let parts: Int
+
+    func run(_ p: Int) {
+        let blocks = x.count / type.blockElements
+        let per = (blocks + parts - 1) / parts
+        let b0 = p * per, b1 = min(blocks, b0 + per)
+        guard b0 < b1 else { return }
+        type.quantize(UnsafeBufferPointer(rebasing: x[(b0 * type.blockElements)..<(b1 * type.blockElements)]),
+                      into: UnsafeMutableRawBufferPointer(rebasing: out[(b0 * type.blockBytes)..<(b1 * type.blockBytes)]))
+    }
 }
