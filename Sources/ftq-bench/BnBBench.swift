@@ -64,7 +64,17 @@ func bnbBench(_ millions: Int) {
             }
         }
     }
-    print("  of which the NF4 kernel alone, from f32 in memory: \(rate(tK))")
+    print("  of which the NF4 kernel alone, from f32 in memory: \(rate(tK)) (rule \(BnB4BitFast.defaultRule))")
+    for rule in [BnB4BitFast.Rule.count, .tree] {
+        let t = time {
+            x32.withUnsafeBufferPointer { x in
+                packed.withUnsafeMutableBufferPointer { p in
+                    absmax.withUnsafeMutableBufferPointer { BnB4BitFast.quantize(codec, x.baseAddress!, blocks: n / 64, packed: p.baseAddress!, absmax: $0.baseAddress!, rule: rule) }
+                }
+            }
+        }
+        print("    the kernel with rule \(rule): \(rate(t))")
+    }
     let tW = time {
         src.withUnsafeBytes { s in
             var at = 0

@@ -229,6 +229,17 @@ struct GoldenTensors {
                         p2.withUnsafeMutableBytes { pp in a2.withUnsafeMutableBufferPointer { codec.quantize(xp, isEnd: true, packed: pp, absmax: $0) } }
                     }
                     #expect(p1 == p2 && Self.bits(a1) == Self.bits(a2), "\(type) bs\(bs) n\(n) quantize")
+                    // Both ranking rules of the fast kernel, whichever this build uses by default.
+                    for rule in [BnB4BitFast.Rule.count, .tree] where n >= bs {
+                        var p3 = [UInt8](repeating: 0, count: (n / bs) * bs / 2)
+                        var a4 = [Float](repeating: 0, count: n / bs)
+                        x.withUnsafeBufferPointer { xp in
+                            p3.withUnsafeMutableBufferPointer { pp in
+                                a4.withUnsafeMutableBufferPointer { BnB4BitFast.quantize(codec, xp.baseAddress!, blocks: n / bs, packed: pp.baseAddress!, absmax: $0.baseAddress!, rule: rule) }
+                            }
+                        }
+                        #expect(p3[...] == p1[0..<p3.count] && Self.bits(a4)[...] == Self.bits(a1)[0..<a4.count], "\(type) bs\(bs) n\(n) \(rule)")
+                    }
                     var a3 = [Float](repeating: .nan, count: a1.count)
                     let finite = x.withUnsafeBufferPointer { xp in a3.withUnsafeMutableBufferPointer { codec.absmax(xp, isEnd: true, into: $0) } }
                     #expect(finite && Self.bits(a3) == Self.bits(a1), "\(type) bs\(bs) n\(n) absmax")

@@ -1,19 +1,100 @@
 /// Fast 4-bit (NF4, FP4) kernels for whole blocks, bit-identical to BnB4BitCodec's reference
 /// (formats/bnb-quants.md, "4-bit"): the same float32 operations, vectorised across elements.
 /// Inputs must be finite (the quantizer refuses other tensors before it gets here).
-enum BnB4BitFast {
+protocol RankRule {
+    func rank(_ v: SIMD16<Float>) -> SIMD16<Int32>
+}
+
+public enum BnB4BitFast {
+    /// How the kernel ranks 16 scaled values among the 15 thresholds (the count of thresholds
+    /// strictly below each): both rules give the reference's rank exactly.
+    public enum Rule: Sendable {
+        /// 15 comparisons per value, counted: fewest instructions with 128-bit SSE2 vectors.
+        case count
+        /// A search tree (compare with t7, then t3 or t11, then the three thresholds of the
+        /// group), choosing thresholds with blends: fewer instructions where a blend is one
+        /// (AVX2 builds).
+        case tree
+    }
+
+    /// The rule this build uses: `tree` when compiled for AVX2 (tools/release-build.sh defines
+    /// FTQ_AVX2), `count` otherwise.
+    #if FTQ_AVX2
+    public static let defaultRule = Rule.tree
+    #else
+    public static let defaultRule = Rule.count
+    #endif
+
     /// Quantizes `blocks` full blocks of `bs` values (bs a multiple of 16).
-    static func quantize(_ codec: BnB4BitCodec, _ x: UnsafePointer<Float>, blocks: Int,
-                         packed: UnsafeMutablePointer<UInt8>, absmax: UnsafeMutablePointer<Float>) {
-        let bs = codec.blocksize
+    public static func quantize(_ codec: BnB4BitCodec, _ x: UnsafePointer<Float>, blocks: Int,
+                                packed: UnsafeMutablePointer<UInt8>, absmax: UnsafeMutablePointer<Float>, rule: Rule = defaultRule) {
         let th = codec.thresholds
-        let t0 = SIMD16<Float>(repeating: th[0]), t1 = SIMD16<Float>(repeating: th[1]), t2 = SIMD16<Float>(repeating: th[2])
-        let t3 = SIMD16<Float>(repeating: th[3]), t4 = SIMD16<Float>(repeating: th[4]), t5 = SIMD16<Float>(repeating: th[5])
-        let t6 = SIMD16<Float>(repeating: th[6]), t7 = SIMD16<Float>(repeating: th[7]), t8 = SIMD16<Float>(repeating: th[8])
-        let t9 = SIMD16<Float>(repeating: th[9]), t10 = SIMD16<Float>(repeating: th[10]), t11 = SIMD16<Float>(repeating: th[11])
-        let t12 = SIMD16<Float>(repeating: th[12]), t13 = SIMD16<Float>(repeating: th[13]), t14 = SIMD16<Float>(repeating: th[14])
-        let zero = SIMD16<Int32>(repeating: 0)
-        precondition(th.allSatisfy { $0 > -1 && $0 < 1 })
+        precondition(th.count == 15 && th.allSatisfy { $0 > -1 && $0 < 1 })
+        switch rule {
+        case .count: run(codec, x, blocks, packed, absmax, CountRule(th))
+        case .tree: run(codec, x, blocks, packed, absmax, TreeRule(th))
+        }
+    }
+
+    struct CountRule: RankRule {
+        let t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14: SIMD16<Float>
+        init(_ th: [Float]) {
+            let t = th.map { SIMD16<Float>(repeating: $0) }
+            (t0, t1, t2, t3, t4, t5, t6, t7) = (t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7])
+            (t8, t9, t10, t11, t12, t13, t14) = (t[8], t[9], t[10], t[11], t[12], t[13], t[14])
+        }
+        @inline(__always)
+        func rank(_ v: SIMD16<Float>) -> SIMD16<Int32> {
+            // A true lane of a comparison mask is -1: subtracting counts the thresholds below v.
+            var r = SIMD16<Int32>(repeating: 0) &- unsafeBitCast(v .> t0, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t1, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t2, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t3, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t4, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t5, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t6, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t7, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t8, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t9, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t10, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t11, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t12, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t13, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> t14, to: SIMD16<Int32>.self)
+            return r
+        }
+    }
+
+    struct TreeRule: RankRule {
+        let t3, t7, t11: SIMD16<Float>
+        let l0, l1, l2, m0, m1, m2, h0, h1, h2, p0, p1, p2: SIMD16<Float>
+        init(_ th: [Float]) {
+            let t = th.map { SIMD16<Float>(repeating: $0) }
+            (t3, t7, t11) = (t[3], t[7], t[11])
+            (l0, l1, l2, m0, m1, m2) = (t[0], t[1], t[2], t[4], t[5], t[6])
+            (h0, h1, h2, p0, p1, p2) = (t[8], t[9], t[10], t[12], t[13], t[14])
+        }
+        @inline(__always)
+        func rank(_ v: SIMD16<Float>) -> SIMD16<Int32> {
+            // Thresholds ascend: above t7 the rank is 8 + the count among t8..t14, and so on.
+            let a = v .> t7
+            let b = v .> t3.replacing(with: t11, where: a)
+            var r = SIMD16<Int32>(repeating: 0).replacing(with: 8, where: a)
+            r = r.replacing(with: r &+ 4, where: b)
+            let s0 = l0.replacing(with: h0, where: a).replacing(with: m0.replacing(with: p0, where: a), where: b)
+            let s1 = l1.replacing(with: h1, where: a).replacing(with: m1.replacing(with: p1, where: a), where: b)
+            let s2 = l2.replacing(with: h2, where: a).replacing(with: m2.replacing(with: p2, where: a), where: b)
+            r &-= unsafeBitCast(v .> s0, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> s1, to: SIMD16<Int32>.self)
+            r &-= unsafeBitCast(v .> s2, to: SIMD16<Int32>.self)
+            return r
+        }
+    }
+
+    @inline(__always)
+    static func run<R: RankRule>(_ codec: BnB4BitCodec, _ x: UnsafePointer<Float>, _ blocks: Int,
+                                 _ packed: UnsafeMutablePointer<UInt8>, _ absmax: UnsafeMutablePointer<Float>, _ rule: R) {
+        let bs = codec.blocksize
         let identity = codec.type == .nf4
         let map = codec.nibbleOfRank
         let raw = UnsafeRawPointer(x)
@@ -32,25 +113,9 @@ enum BnB4BitFast {
             let r = SIMD16<Float>(repeating: 1 / Swift.max(am, BnB4BitCodec.absmaxFloor))
             i = 0
             while i < bs {
-                // The reference clamps x * r to [-1, 1] before counting thresholds; every
-                // threshold lies strictly inside (-1, 1), so the count is the same unclamped.
-                let v = raw.loadUnaligned(fromByteOffset: (base + i) * 4, as: SIMD16<Float>.self) * r
-                // A true lane of a comparison mask is -1: subtracting counts the thresholds below v.
-                var rank = zero &- unsafeBitCast(v .> t0, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t1, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t2, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t3, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t4, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t5, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t6, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t7, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t8, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t9, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t10, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t11, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t12, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t13, to: SIMD16<Int32>.self)
-                rank &-= unsafeBitCast(v .> t14, to: SIMD16<Int32>.self)
+                // The reference clamps x * r to [-1, 1] before ranking; every threshold lies
+                // strictly inside (-1, 1), so the rank is the same unclamped.
+                let rank = rule.rank(raw.loadUnaligned(fromByteOffset: (base + i) * 4, as: SIMD16<Float>.self) * r)
                 var q = SIMD16<UInt8>(truncatingIfNeeded: rank)
                 if !identity {
                     for l in 0..<16 { q[l] = map[Int(q[l])] }
