@@ -50,3 +50,48 @@ func dequantBench(_ millions: Int) {
         print("\(name): dequantize \(format3(Double(blocks * g.blockSize) / t / 1e9)) G elements/s")
     }
 }
+
+/// `ftq-bench compare MELEMENTS`: the error accumulator on two float32 arrays on one core, next
+/// to a plain read (a sum) of the same bytes in the same run (medians of 5).
+func compareBench(_ millions: Int) {
+    let n = max(1 << 16, millions * 1_000_000 / 64 * 64)
+    var a = [Float](repeating: 0, count: n), b = a
+    var seed: UInt64 = 9
+    for i in 0..<n {
+        seed = seed &* 6364136223846793005 &+ 1442695040888963407
+        a[i] = Float(Int64(bitPattern: seed) >> 40) * 1e-7
+        b[i] = a[i] + Float(Int64(bitPattern: seed << 20) >> 50) * 1e-6
+    }
+    func time(_ body: () -> Void) -> Double {
+        var ts: [Double] = []
+        for _ in 0..<5 {
+            let t0 = now()
+            body()
+            ts.append(now() - t0)
+        }
+        return median(ts)
+    }
+    var sink: Float = 0
+    let tRead = time {
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                var s = SIMD16<Float>()
+                var i = 0
+                let ra = UnsafeRawPointer(pa.baseAddress!), rb = UnsafeRawPointer(pb.baseAddress!)
+                while i < n {
+                    s += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) + rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                    i += 16
+                }
+                sink += s.sum()
+            }
+        }
+    }
+    print("read both arrays (a vector sum): \(format3(Double(n) / tRead / 1e9)) G element pairs/s (sum \(sink))")
+    let tAdd = time {
+        var s = ErrorStats()
+        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { s.add(pa, $0) } }
+        sink += Float(s.sumSqDiff)
+    }
+    print("checksum \(sink)")
+    print("error statistics (float64 sums, 8 lanes): \(format3(Double(n) / tAdd / 1e9)) G element pairs/s")
+}

@@ -6,6 +6,7 @@
 //                                    kernel and the scalar reference), next to a memcpy of the same bytes
 //   ftq-bench bnb MELEMENTS          NF4 (+ double quant) quantize from bf16, NF4 dequantize to f32 and bf16,
 //                                    LLM.int8 from bf16, on one core, next to memcpy of the same bytes
+//   ftq-bench compare MELEMENTS      the error accumulator of ftq compare, one core, next to a read of the bytes
 //   ftq-bench dequant MELEMENTS      every ggml dequantizer, one core, next to memcpy of the float32 bytes
 //   ftq-bench convert-hashing IN OUT [RUNS]
 //                                    convert IN to OUT (a .gguf or .safetensors name) as `ftq convert`
@@ -132,6 +133,8 @@ do {
         bnbBench(Int(args[2]) ?? 64)
     case "dequant":
         dequantBench(Int(args[2]) ?? 64)
+    case "compare":
+        compareBench(Int(args[2]) ?? 64)
     case "convert-hashing":
         guard args.count >= 4 else { print("usage: ftq-bench convert-hashing IN OUT [RUNS]"); exit(2) }
         let runs = args.count > 4 ? Int(args[4]) ?? 3 : 3

@@ -299,17 +299,24 @@ public struct BnBDequantizer {
 
     /// Decodes one 4-bit weight a slice at a time (formats/bnb-quants.md, "4-bit", "Double
     /// quantization"); the absmax vector (one float per block) is expanded first.
-    func dequantize4(_ f: FourBit, as dtype: DType, buffers: ChunkBuffers, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let map = try floats(f.quantMap)
-        var absmax: [Float]
-        if let nestedIdx = f.nestedAbsmax, let mapIdx = f.nestedQuantMap, let offset = f.offset {
-            let q = try model.read(model.tensors[f.absmax])
-            let nested = try floats(nestedIdx), code8 = try floats(mapIdx)
-            absmax = (0..<q.count).map { j in code8[Int(q[j])] * nested[j / BnBDoubleQuant.nestedBlocksize] + offset }
-        } else {
-            absmax = try floats(f.absmax)
+    /// The absmax of every block of a 4-bit weight, expanded from its double quantization.
+    func expandedAbsmax(_ f: FourBit) throws -> [Float] {
+        guard let nestedIdx = f.nestedAbsmax, let mapIdx = f.nestedQuantMap, let offset = f.offset else {
+            return try floats(f.absmax)
         }
-        let codec = BnB4BitCodec(type: f.type, blocksize: f.blocksize, code: map)
+        let q = try model.read(model.tensors[f.absmax])
+        let nested = try floats(nestedIdx), code8 = try floats(mapIdx)
+        return (0..<q.count).map { j in code8[Int(q[j])] * nested[j / BnBDoubleQuant.nestedBlocksize] + offset }
+    }
+
+    /// A decoder for a 4-bit weight with its own stored code table.
+    func codec(_ f: FourBit) throws -> BnB4BitCodec {
+        BnB4BitCodec(type: f.type, blocksize: f.blocksize, code: try floats(f.quantMap))
+    }
+
+    func dequantize4(_ f: FourBit, as dtype: DType, buffers: ChunkBuffers, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let absmax = try expandedAbsmax(f)
+        let codec = try self.codec(f)
         let floats = buffers.floats.bindMemory(to: Float.self)
         // Slices of whole blocks: at most floats.count values, i.e. floats.count / 2 bytes.
         let sliceBytes = max(f.blocksize / 2, floats.count / 2 / (f.blocksize / 2) * (f.blocksize / 2))

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+/// `ftq compare` against numpy float64 (tools/interop/compare_peer.py, formats/metrics.md).
+@Suite struct CompareCLITests {
+    static let peer = TestSupport.tool("interop/compare_peer.py")
+    static let golden = TestSupport.testdata("golden/bnb-model")
+
+    func check(_ a: String, _ b: String, in dir: String) throws -> [String: Any] {
+        let r = try TestSupport.ftq(["compare", a, b, "--json", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        try r.stdoutData.write(to: URL(fileURLWithPath: dir + "/c.json"))
+        let p = try TestSupport.python(Self.peer, ["check", a, b, dir + "/c.json"])
+        #expect(p.status == 0, "\(p.stdout)\(p.stderr)")
+        return try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+    }
+
+    @Test(arguments: ["nf4", "fp4", "int8"])
+    func bitsandbytesAgainstTheSourceMatchNumpy(_ v: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let doc = try check(Self.golden + "/source/model.safetensors", Self.golden + "/\(v)/model.safetensors", in: dir)
+        let tensors = doc["tensors"] as! [[String: Any]]
+        #expect(tensors.count == 21)
+        let q = tensors.first { $0["name"] as? String == "model.layers.0.mlp.up_proj.weight" }!
+        #expect(q["kind"] as? String == "mlp_up" && q["layer"] as? Int == 0 && q["type_b"] as? String == v.uppercased())
+        let e = tensors.first { $0["name"] as? String == "model.embed_tokens.weight" }!
+        #expect(e["identical"] as? Bool == true && e["sqnr_db"] is NSNull && e["kind"] as? String == "embedding")
+        let kinds = doc["kinds"] as! [String: Any]
+        #expect(Set(kinds.keys) == ["output", "embedding", "norm", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_gate", "mlp_up", "mlp_down"])
+    }
+
+    @Test func ggufQuantizationsOfOneModelMatchNumpy() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let doc = try check(TestSupport.testdata("llamacpp/tiny-llama-Q4_K_M.gguf"), TestSupport.testdata("llamacpp/tiny-llama-Q4_0.gguf"), in: dir)
+        let kinds = doc["kinds"] as! [String: Any]
+        #expect(kinds["attn_q"] != nil && kinds["output"] != nil && kinds["mlp_down"] != nil, "\(kinds.keys)")
+    }
+
+    @Test func textMarkdownOnlyInAndGates() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let a = Self.golden + "/source", b = Self.golden + "/nf4"
+        var r = try TestSupport.ftq(["compare", a, b, "-q"])
+        #expect(r.status == 0 && r.stdout.hasPrefix("tensor") && r.stdout.contains("\ntotal "), "\(r.stdout)")
+        // Worst first: a quantized tensor leads, the kept ones (error 0) come last.
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines[1].contains("->NF4") && lines[21].contains("BF16->BF16"), "\(r.stdout)")
+        r = try TestSupport.ftq(["compare", a, b, "--markdown", "-q"])
+        #expect(r.stdout.hasPrefix("| tensor | kind |"), "\(r.stdout)")
+        r = try TestSupport.ftq(["compare", a, b, "--fail-above", "relative_frobenius=0.05", "-q"])
+        #expect(r.status == 1 && r.stderr.contains("ftq: fail-above: model.layers"), "\(r.stderr)")
+        r = try TestSupport.ftq(["compare", a, b, "--fail-above", "relative_frobenius=0.5", "--fail-above", "max_abs_rel=10", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for bad in ["sqnr=3", "rmse", "rmse=x", "rmse=inf"] {
+            #expect(try TestSupport.ftq(["compare", a, b, "--fail-above", bad]).status == 2, "\(bad)")
+        }
+        // Tensors in one model only are listed; a shape mismatch is an error naming the tensor.
+        BnBQuantizeCLITests.safetensors([("model.norm.weight", "F32", [48], [UInt8](repeating: 0, count: 192)),
+                                         ("extra.weight", "F32", [2], [UInt8](repeating: 0, count: 8))], to: dir + "/x.safetensors")
+        r = try TestSupport.ftq(["compare", a, dir + "/x.safetensors", "--json", "-q"])
+        let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        #expect((doc["only_in_b"] as! [String]) == ["extra.weight"] && (doc["only_in_a"] as! [String]).count == 20)
+        BnBQuantizeCLITests.safetensors([("model.norm.weight", "F32", [2, 24], [UInt8](repeating: 0, count: 192))], to: dir + "/y.safetensors")
+        r = try TestSupport.ftq(["compare", a, dir + "/y.safetensors"])
+        #expect(r.status == 3 && r.stderr.contains("\"model.norm.weight\" is [48]") && r.stderr.contains("[compare.shape-mismatch]"), "\(r.stderr)")
+    }
+}
