@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages ftq builds against (Debian): libzstd-dev, libssl-dev, pkg-config,
-# and the zstd command, which the pack tests and benchmark compare against.
+# the zstd command, which the pack tests and benchmark compare against, and rsvg-convert
+# (librsvg2-bin), which the tests render ftq's SVG charts with.
 set -euo pipefail
 need=()
-for p in libzstd-dev libssl-dev pkg-config zstd; do
+for p in libzstd-dev libssl-dev pkg-config zstd librsvg2-bin; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -38,6 +38,12 @@ struct Compare: ParsableCommand {
     @Option(name: .customLong("fail-above"), help: "METRIC=VALUE: exit 1 when a tensor's METRIC exceeds VALUE.")
     var failAbove: [String] = []
 
+    @Option(help: "Write a chart (SVG) of the error by layer and tensor kind to this file.")
+    var plot: String?
+
+    @Option(help: "The figure the chart shows: relative_frobenius (default), rmse, max_abs, mean_abs, rmse_rel, max_abs_rel, sqnr_db or cosine.")
+    var plotMetric: String = "relative_frobenius"
+
     @Flag(name: [.short, .long], help: "No progress on stderr.")
     var quiet = false
 
@@ -53,6 +59,12 @@ struct Compare: ParsableCommand {
             }
             gates.append((parts[0], v))
         }
+        if let plot, !plot.hasByteSuffix(".svg") {
+            throw FTQError.usage("usage.plot", "--plot writes SVG: give a NAME.svg (got \(plot))")
+        }
+        guard (Self.gateMetrics + ["sqnr_db", "cosine"]).contains(plotMetric) else {
+            throw FTQError.usage("usage.plot", "--plot-metric must be one of \((Self.gateMetrics + ["sqnr_db", "cosine"]).joined(separator: ", ")) (got \"\(plotMetric)\")")
+        }
         let ma = try LogicalModel(try ModelOpener.open(a))
         let mb = try LogicalModel(try ModelOpener.open(b))
         let total = ma.tensors.reduce(0) { $0 + $1.count * 8 }
@@ -60,6 +72,17 @@ struct Compare: ParsableCommand {
         let result = try Comparison.compare(ma, mb, progress: prog)
         prog.finish()
 
+        if let plot {
+            let out = try OutputFile(plot, overwrite: true)
+            do {
+                try out.write(Array(ErrorChart.svg(result, metric: plotMetric, a: a, b: b).utf8))
+                try out.finish()
+                try out.commit()
+            } catch {
+                out.abort()
+                throw error
+            }
+        }
         var failures: [String] = []
         for t in result.tensors {
             for (metric, limit) in gates {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 
 /// `ftq compare` against numpy float64 (tools/interop/compare_peer.py, formats/metrics.md).
@@ -65,5 +68,39 @@ import Testing
         BnBQuantizeCLITests.safetensors([("model.norm.weight", "F32", [2, 24], [UInt8](repeating: 0, count: 192))], to: dir + "/y.safetensors")
         r = try TestSupport.ftq(["compare", a, dir + "/y.safetensors"])
         #expect(r.status == 3 && r.stderr.contains("\"model.norm.weight\" is [48]") && r.stderr.contains("[compare.shape-mismatch]"), "\(r.stderr)")
+    }
+
+    /// --plot writes a well-formed SVG that declares its size, and a real renderer
+    /// (rsvg-convert, installed by tools/setup.sh) turns it into a non-blank image of that size.
+    @Test(arguments: ["relative_frobenius", "sqnr_db"])
+    func chartRendersToANonBlankImage(_ metric: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let svg = dir + "/chart.svg"
+        var r = try TestSupport.ftq(["compare", Self.golden + "/source", Self.golden + "/nf4", "--plot", svg, "--plot-metric", metric, "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: svg))
+        let text = String(decoding: data, as: UTF8.self)
+        final class Root: NSObject, XMLParserDelegate {
+            var attributes: [String: String]? = nil
+            func parser(_ p: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes a: [String: String]) {
+                if attributes == nil { attributes = a }
+            }
+        }
+        let root = Root()
+        let parser = XMLParser(data: data)
+        parser.delegate = root
+        #expect(parser.parse(), "not well-formed: \(String(describing: parser.parserError))")
+        let w = Int(root.attributes?["width"] ?? ""), h = Int(root.attributes?["height"] ?? "")
+        #expect(w != nil && h != nil)
+        #expect(text.contains("layer") && text.contains("tensor kind") && text.contains("mlp_down") && text.contains(metric))
+        r = try TestSupport.run("/usr/bin/env", ["rsvg-convert", svg, "-o", dir + "/chart.png"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.python(TestSupport.tool("interop/png_check.py"), [dir + "/chart.png"])
+        let png = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        #expect(png["width"] as? Int == w && png["height"] as? Int == h, "\(png)")
+        #expect((png["colors"] as? Int ?? 0) > 20 && (png["non_white"] as? Double ?? 0) > 0.05, "\(png)")
+        #expect(try TestSupport.ftq(["compare", Self.golden + "/source", Self.golden + "/nf4", "--plot", dir + "/x.png"]).status == 2)
+        #expect(try TestSupport.ftq(["compare", Self.golden + "/source", Self.golden + "/nf4", "--plot", svg, "--plot-metric", "bogus"]).status == 2)
     }
 }
