@@ -32,8 +32,28 @@ import Testing
                                (s.sumAbsDiff, r.sumAbsDiff), (s.sumAbsA, r.sumAbsA)] {
                     #expect(Self.close(x, y), "n \(n): \(x) vs \(y)")
                 }
+                for (x, y) in [(s.rmse, r.rmse), (s.relativeFrobenius, r.relativeFrobenius), (s.sqnrDB, r.sqnrDB),
+                               (s.meanAbs, r.meanAbs), (s.rmseRelative, r.rmseRelative)] {
+                    #expect((x == nil) == (y == nil) && Self.close(x ?? 0, y ?? 0), "n \(n)")
+                }
+                #expect(abs((s.cosine ?? 0) - (r.cosine ?? 0)) <= 1e-6, "n \(n)")
             }
             if n > 50 { #expect(r.maxAbsIndex == 37) }
+        }
+    }
+
+    /// Magnitudes whose float32 squares would underflow or overflow, and differences of one
+    /// ulp between tiny values: the figures still match the float64 reference.
+    @Test func extremeMagnitudes() {
+        for scale: Float in [1e-30, 1e-20, 1e-12, 1, 1e12, 1e20, 3e30] {
+            let a = (0..<1000).map { Float($0 % 97 - 48) * scale }
+            let b = a.map { $0.nextUp }
+            var r = ErrorStats(), f = ErrorStats()
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { r.referenceAdd(pa, $0); f.add(pa, $0) } }
+            #expect(!f.identical && f.maxAbs == r.maxAbs && f.maxAbsIndex == r.maxAbsIndex, "scale \(scale)")
+            for (x, y) in [(f.sumSqDiff, r.sumSqDiff), (f.sumSqA, r.sumSqA), (f.sumAB, r.sumAB), (f.sumAbsDiff, r.sumAbsDiff)] {
+                #expect(Self.close(x, y), "scale \(scale): \(x) vs \(y)")
+            }
         }
     }
 
