@@ -58,24 +58,35 @@ public struct Manifest: Sendable, Equatable {
     public var options: [(String, JSONValue)]
     public var inputs: [Input]
     public var outputs: [Output]
+    /// The error of the quantization that made the outputs (`ftq quantize --report`), as
+    /// `ftq compare --json` reports it; absent otherwise.
+    public var report: JSONValue?
 
-    public init(toolVersion: String, command: [String], options: [(String, JSONValue)], inputs: [Input], outputs: [Output]) {
+    public init(toolVersion: String, command: [String], options: [(String, JSONValue)], inputs: [Input], outputs: [Output],
+                report: JSONValue? = nil) {
         self.toolVersion = toolVersion
         self.command = command
         self.options = options
         self.inputs = inputs
         self.outputs = outputs
+        self.report = report
     }
 
     public static func == (a: Manifest, b: Manifest) -> Bool {
         a.toolVersion == b.toolVersion && a.command == b.command && a.inputs == b.inputs && a.outputs == b.outputs
-            && JSONValue.object(a.options) == JSONValue.object(b.options)
+            && JSONValue.object(a.options) == JSONValue.object(b.options) && a.report == b.report
     }
 
     // MARK: JSON
 
     public var json: JSONValue {
-        .object([
+        var members = jsonMembers
+        if let report { members.append(("report", report)) }
+        return .object(members)
+    }
+
+    var jsonMembers: [(String, JSONValue)] {
+        [
             ("format_version", .int(Self.formatVersion)),
             ("tool", .object([("name", .string("ftq")), ("version", .string(toolVersion))])),
             ("command", .array(command.map { .string($0) })),
@@ -96,7 +107,7 @@ public struct Manifest: Sendable, Equatable {
                     })),
                 ])
             })),
-        ])
+        ]
     }
 
     /// The manifest file's bytes: JSON indented by 2 spaces, then a line feed.
@@ -114,7 +125,7 @@ public struct Manifest: Sendable, Equatable {
         guard root["format_version"]?.nonNegativeInteger == UInt64(formatVersion) else {
             throw FTQError.invalid("manifest.version", "format_version is not \(formatVersion)")
         }
-        let known = ["format_version", "tool", "command", "options", "inputs", "outputs"]
+        let known = ["format_version", "tool", "command", "options", "inputs", "outputs", "report"]
         if let unknown = top.first(where: { !known.contains($0.0) }) { throw fail("unknown member \"\(unknown.0)\"") }
         // M2: tool, command, options.
         guard case let .string(version)? = root["tool"]?["version"], root["tool"]?["name"] == .string("ftq") else {
@@ -126,6 +137,7 @@ public struct Manifest: Sendable, Equatable {
             return s
         }
         guard case let .object(options)? = root["options"] else { throw fail("\"options\" must be an object") }
+        if let r = root["report"], case .object = r {} else if root["report"] != nil { throw fail("\"report\" must be an object") }
         // M3: inputs; M4: outputs; M5: sizes and offsets are non-negative integers; M6: digests
         // are 64 lowercase hex digits.
         let fields = JSONFields(code: "manifest.schema")
@@ -167,7 +179,7 @@ public struct Manifest: Sendable, Equatable {
             return Output(path: path, size: try int(v["size"], "outputs[\(k)].size"),
                           sha256: try digest(v["sha256"], "outputs[\(k)].sha256"), otherSHA256: other, tensors: tensors)
         }
-        return Manifest(toolVersion: version, command: command, options: options, inputs: inputs, outputs: outputs)
+        return Manifest(toolVersion: version, command: command, options: options, inputs: inputs, outputs: outputs, report: root["report"])
     }
 
     /// Output paths stay inside the manifest's directory: relative, no `..`, no empty parts.

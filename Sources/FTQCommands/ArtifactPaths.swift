@@ -13,13 +13,14 @@ enum ArtifactPaths {
     /// Sidecars whose manifest records `command`, `options`, the inputs `inputPaths` (hashed on
     /// the other cores while the command runs when `threads` > 1) and the files written.
     static func manifestSidecars(command: [String], options: [(String, JSONValue)], inputPaths: [String],
-                                 manifestDirectory: String, threads: Int) -> Sidecars {
+                                 manifestDirectory: String, threads: Int, report: QuantizationReport? = nil) -> Sidecars {
         let inputHashes = threads > 1 ? FileHashing.Background(inputPaths, threads: threads - 1) : nil
         return sidecars(manifestDirectory: manifestDirectory) { written in
             let digests = try inputHashes?.wait() ?? FileHashing.hash(inputPaths, threads: 1)
             return Manifest(toolVersion: FTQ.version, command: command, options: options,
                             inputs: digests.map { .init(path: relative($0.path, to: manifestDirectory), size: $0.size, sha256: $0.sha256) },
-                            outputs: written.map(Manifest.Output.init))
+                            outputs: written.map(Manifest.Output.init),
+                            report: report.map { Compare.reportJSON($0.comparison) })
         }
     }
 

@@ -175,10 +175,22 @@ struct Compare: ParsableCommand {
         ])
     }
 
+    /// The figures of a quantization report: `{"tensors", "kinds", "total"}` as in --json.
+    static func reportJSON(_ r: ModelComparison) -> JSONValue {
+        guard case let .object(m) = jsonReport(r, a: "", b: "", failures: []) else { return .null }
+        return .object(m.filter { ["tensors", "kinds", "total"].contains($0.0) })
+    }
+
     static func fmt(_ x: Double) -> String { String(format: "%.4g", x) }
     static func fmt(_ x: Double?) -> String { x.map { fmt($0) } ?? "-" }
 
     static func textReport(_ r: ModelComparison, markdown: Bool) -> String {
+        if r.tensors.isEmpty {
+            var s = "no tensors to compare\n"
+            if !r.onlyInA.isEmpty { s += "only in A (\(r.onlyInA.count)): " + r.onlyInA.prefix(20).map { TerminalText.escaped($0, limit: 200) }.joined(separator: ", ") + "\n" }
+            if !r.onlyInB.isEmpty { s += "only in B (\(r.onlyInB.count)): " + r.onlyInB.prefix(20).map { TerminalText.escaped($0, limit: 200) }.joined(separator: ", ") + "\n" }
+            return s
+        }
         let header = ["tensor", "kind", "types", "numel", "rmse", "max_abs", "rel_frob", "sqnr_db", "cosine", "rmse_rel"]
         func row(_ name: String, _ kind: String, _ types: String, _ s: ErrorStats) -> [String] {
             [name, kind, types, String(s.count), fmt(s.rmse), fmt(s.maxAbsValue), fmt(s.relativeFrobenius),

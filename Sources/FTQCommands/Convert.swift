@@ -60,6 +60,9 @@ struct ConversionRun {
     var dequantize: Bool
     /// For `quantize --type`.
     var quantize: GGMLQuantizeType? = nil
+    /// For `quantize --report`: the error of every quantized tensor, measured while writing.
+    var report: QuantizationReport? = nil
+    var plot: String? = nil
 
     var input: String { args.input }
     var output: String { args.output }
@@ -101,6 +104,7 @@ struct ConversionRun {
         var commandLine = ["ftq", command, ArtifactPaths.relative(input, to: manifestDir), "-o", ArtifactPaths.relative(output, to: manifestDir)]
         // Options in one canonical spelling, so that equivalent command lines give equal manifests.
         if let quantize { commandLine += ["--type", quantize.rawValue] }
+        if report != nil { commandLine.append("--report") }
         if let target { commandLine += ["--dtype", target.rawValue.lowercased()] }
         if let shardBytes, maxShardSize != nil { commandLine += ["--max-shard-size", String(shardBytes)] }
         let command = commandLine
@@ -112,25 +116,29 @@ struct ConversionRun {
             ("type", quantize.map { .string($0.rawValue) } ?? .null),
         ]
         let sidecars = ArtifactPaths.manifestSidecars(command: command, options: options, inputPaths: inputPaths,
-                                                      manifestDirectory: manifestDir, threads: threads.count)
+                                                      manifestDirectory: manifestDir, threads: threads.count, report: report)
         var convertOptions = ConvertOptions(
             dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet, dequantize: dequantize,
             digest: FileHashing.sha256, sidecars: sidecars)
         convertOptions.quantize = quantize
         convertOptions.threads = threads.count
+        convertOptions.report = report
         convertOptions.notice = { writeStderr("ftq: note: \(TerminalText.escaped($0, limit: 500))\n") }
         let converter = Converter(model: model, options: convertOptions)
         let written = try converter.run(to: outputTarget)
+        if let report, let plot { try Quantize.writePlot(report, to: plot, input: input, output: output) }
         if json {
-            let v = JSONValue.object([
+            var members: [(String, JSONValue)] = [
                 ("input", .string(input)),
                 ("outputs", .array(written.filter { !$0.kept }.map { w in
                     .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors.count))])
                 })),
-            ])
-            try printOut(JSONText.serialize(v, indent: 2) + "\n")
+            ]
+            if let report { members.append(("report", Compare.reportJSON(report.comparison))) }
+            try printOut(JSONText.serialize(.object(members), indent: 2) + "\n")
         } else {
             try printOut(written.filter { !$0.kept }.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined())
+            if let report { try printOut("\n" + Compare.textReport(report.comparison, markdown: false)) }
         }
     }
 }

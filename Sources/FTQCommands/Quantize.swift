@@ -65,6 +65,12 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Print the plan (each tensor's fate and the output size) and write nothing.")
     var dryRun = false
 
+    @Flag(help: "Measure the error of every quantized tensor while writing it (formats/metrics.md); printed, in --json and in the manifest.")
+    var report = false
+
+    @Option(help: "With --report: write a chart (SVG) of the error by layer and tensor kind to this file.")
+    var plot: String?
+
     @Flag(help: "Print what was written (or, with --dry-run, the plan) as JSON.")
     var json = false
 
@@ -77,6 +83,9 @@ struct Quantize: ParsableCommand {
             throw FTQError.usage(chosen == 0 ? "usage.missing" : "usage.conflict",
                                  "choose exactly one of --nf4, --fp4, --int8 or --type")
         }
+        if plot != nil && !report { throw FTQError.usage("usage.conflict", "--plot needs --report") }
+        if let plot, !plot.hasByteSuffix(".svg") { throw FTQError.usage("usage.plot", "--plot writes SVG: give a NAME.svg (got \(plot))") }
+        if report && dryRun { throw FTQError.usage("usage.conflict", "--report measures what is written; it cannot go with --dry-run") }
         if let type {
             for (flag, set) in [("--blocksize", blocksize != 64), ("--no-double-quant", noDoubleQuant),
                                 ("--compute-dtype", computeDtype != "bf16"), ("--skip", !skip.isEmpty), ("--dry-run", dryRun)] where set {
@@ -97,11 +106,27 @@ struct Quantize: ParsableCommand {
         guard out.hasByteSuffix(".gguf") else {
             throw FTQError.usage("usage.conflict", "--type writes GGUF: give -o a NAME.gguf (got \(out))")
         }
-        try Self.refuseQuantized(try ModelOpener.open(input))
         let args = try ConversionArguments.parse([input, "-o", out] + (json ? ["--json"] : []))
+        try Self.refuseQuantized(try ModelOpener.open(input))
+        let model = try ModelOpener.open(input)
         var run = ConversionRun(command: "quantize", args: args, outputOptions: outputOptions, threads: threads, dequantize: false)
         run.quantize = q
+        run.report = report ? QuantizationReport(sourceIsGGUF: model.format == .gguf) : nil
+        run.plot = plot
         try run.run()
+    }
+
+    /// Writes the report's chart (relative Frobenius error by layer and kind) atomically.
+    static func writePlot(_ r: QuantizationReport, to path: String, input: String, output: String) throws {
+        let out = try OutputFile(path, overwrite: true)
+        do {
+            try out.write(Array(ErrorChart.svg(r.comparison, metric: "relative_frobenius", a: input, b: output).utf8))
+            try out.finish()
+            try out.commit()
+        } catch {
+            out.abort()
+            throw error
+        }
     }
 
     /// A checkpoint already in a bitsandbytes layout is refused: its packed bytes are not
@@ -173,6 +198,7 @@ struct Quantize: ParsableCommand {
             commandLine += ["--compute-dtype", opts.computeDType]
         }
         for s in skip { commandLine += ["--skip", s] }
+        if report { commandLine.append("--report") }
                 let options: [(String, JSONValue)] = [
             ("output_format", .string(isDirectory && !out.hasByteSuffix(".safetensors") ? "hf-directory" : "safetensors")),
             ("type", .string(opts.typeName)),
@@ -181,10 +207,12 @@ struct Quantize: ParsableCommand {
             ("compute_dtype", int8 ? .null : .string(opts.computeDType)),
             ("skip", .array(skip.map { .string($0) })),
         ]
+        let errors = report ? QuantizationReport(sourceIsGGUF: model.format == .gguf) : nil
         convertOptions.sidecars = ArtifactPaths.manifestSidecars(command: commandLine, options: options, inputPaths: inputPaths,
-                                                                 manifestDirectory: manifestDir, threads: threads.count)
+                                                                 manifestDirectory: manifestDir, threads: threads.count, report: errors)
         var q2 = try BnBQuantizer(model: model, options: convertOptions, bnb: opts)
         q2.tensorLine = quantizer.tensorLine
+        q2.report = errors
         let written = try q2.run(to: target)
 
         let quantized = plans.filter { $0 == .quantize }.count
@@ -205,14 +233,16 @@ struct Quantize: ParsableCommand {
                 ("outputs", .array(written.map { w in
                     .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors.count))])
                 })),
-            ])
+            ] + (errors.map { [("report", Compare.reportJSON($0.comparison))] } ?? []))
             try printOut(JSONText.serialize(v, indent: 2) + "\n")
         } else {
             var text = written.filter { !$0.tensors.isEmpty }.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined()
             text += "\(quantized) of \(model.tensors.count) tensors -> \(opts.typeName) (\(Self.threeDecimals(bpw)) bits per weight); "
             text += "\(ByteSize.format(inBytes)) -> \(ByteSize.format(outBytes))\n"
+            if let errors { text += "\n" + Compare.textReport(errors.comparison, markdown: false) }
             try printOut(text)
         }
+        if let errors, let plot { try Self.writePlot(errors, to: plot, input: input, output: out) }
     }
 
     /// `x` with three decimals (x >= 0).

@@ -104,3 +104,55 @@ import Testing
         #expect(try TestSupport.ftq(["compare", Self.golden + "/source", Self.golden + "/nf4", "--plot", svg, "--plot-metric", "bogus"]).status == 2)
     }
 }
+
+/// `ftq quantize --report`: the error measured while quantizing equals what `ftq compare`
+/// finds between the input and the output afterwards.
+@Suite struct QuantizeReportCLITests {
+    static func figures(_ doc: [String: Any]) -> [String: [String: Any]] {
+        Dictionary(uniqueKeysWithValues: (doc["tensors"] as! [[String: Any]]).map { ($0["name"] as! String, $0) })
+    }
+
+    static func same(_ a: [String: Any], _ b: [String: Any]) -> Bool {
+        for k in ["numel", "rmse", "max_abs", "mean_abs", "relative_frobenius", "sqnr_db", "cosine"] {
+            if let x = a[k] as? Double, let y = b[k] as? Double {
+                if abs(x - y) > 1e-9 * max(abs(x), abs(y)) { return false }
+            } else if (a[k] is NSNull) != (b[k] is NSNull) { return false }
+        }
+        return true
+    }
+
+    @Test(arguments: [["--nf4"], ["--fp4", "--no-double-quant"], ["--int8"], ["--type", "Q4_K"], ["--type", "Q8_0"]])
+    func reportEqualsCompare(_ flags: [String]) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        // A model whose rows fill 256-element blocks, from the ggml goldens, and the tiny Llama.
+        let golden = TestSupport.testdata("golden/ggml-kquants-quantize/normal.f32")
+        let normal = [UInt8](try Data(contentsOf: URL(fileURLWithPath: golden)))
+        let src = dir + "/m.safetensors"
+        BnBQuantizeCLITests.safetensors([("model.layers.3.mlp.up_proj.weight", "F32", [4, 2048], normal)], to: src)
+        let out = dir + (flags[0] == "--type" ? "/o.gguf" : "/o.safetensors")
+        var r = try TestSupport.ftq(["quantize", src] + flags + ["-o", out, "--report", "--json", "--plot", dir + "/p.svg", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let report = doc["report"] as! [String: Any]
+        r = try TestSupport.ftq(["compare", src, out, "--json", "-q"])
+        let cmp = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let got = Self.figures(report), want = Self.figures(cmp)
+        #expect(got.count == 1 && Set(got.keys) == Set(want.keys))
+        for (name, f) in got { #expect(Self.same(f, want[name]!), "\(name): \(f) vs \(want[name]!)") }
+        // The manifest carries the same report, and verify accepts it.
+        let manifestPath = out + ".manifest.json"
+        let m = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: manifestPath))) as! [String: Any]
+        #expect(Self.figures(m["report"] as! [String: Any]).count == 1)
+        #expect((m["command"] as! [String]).contains("--report"))
+        #expect(try TestSupport.ftq(["verify", out]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: dir + "/p.svg"))
+    }
+
+    @Test func usage() throws {
+        let src = TestSupport.testdata("golden/bnb-model/source")
+        for args in [["--nf4", "--plot", "/tmp/x.svg"], ["--nf4", "--report", "--plot", "/tmp/x.png"], ["--nf4", "--report", "--dry-run"]] {
+            #expect(try TestSupport.ftq(["quantize", src] + args).status == 2, "\(args)")
+        }
+    }
+}

@@ -66,6 +66,8 @@ public struct BnBQuantizer {
     public var cacheBudget = 64 << 20
     /// Receives one line per tensor (`[ i/ N] name [shape] BF16 -> NF4  12.0 MiB -> 3.1 MiB`).
     public var tensorLine: (@Sendable (String) -> Void)? = nil
+    /// When set, the error of every quantized tensor is measured while it is written.
+    public var report: QuantizationReport? = nil
 
     public init(model: Model, options: ConvertOptions, bnb: BnBOptions) throws {
         self.model = model
@@ -429,7 +431,9 @@ public struct BnBQuantizer {
                 case let .bytes(b):
                     try b.withUnsafeBytes(emit)
                 case let .packed(k):
-                    pendingAbsmax[k] = try pack(k, buffers: buffers, emit: emit)
+                    // The absmax the output stores (after double quantization), for the report.
+                    let stored: [Float]? = report != nil && bnb.doubleQuant ? try doubleQuant(k, stats, buffers: buffers).expand() : nil
+                    pendingAbsmax[k] = try pack(k, buffers: buffers, storedAbsmax: stored, emit: emit)
                 case let .absmaxF32(k):
                     let am: [Float]
                     if let a = pendingAbsmax.removeValue(forKey: k) { am = a } else if let a = stats.absmax[k] { am = a } else { am = try absmax4(k, buffers: buffers) }
@@ -469,7 +473,7 @@ public struct BnBQuantizer {
     }
 
     /// Quantizes tensor `k` to packed nibbles, streaming; returns its absmax vector.
-    func pack(_ k: Int, buffers: ChunkBuffers, emit: (UnsafeRawBufferPointer) throws -> Void) throws -> [Float] {
+    func pack(_ k: Int, buffers: ChunkBuffers, storedAbsmax: [Float]? = nil, emit: (UnsafeRawBufferPointer) throws -> Void) throws -> [Float] {
         guard case let .fourBit(type) = bnb.mode else { return [] }
         let t = model.tensors[k]
         let codec = BnB4BitCodec(type: type, blocksize: bnb.blocksize)
@@ -477,6 +481,9 @@ public struct BnBQuantizer {
         all.reserveCapacity(codec.blocks(t.elementCount))
         let packed = buffers.converted
         let threads = max(1, bnb.threads)
+        var errors = ErrorStats()
+        let decoded = report == nil ? nil : UnsafeMutableBufferPointer<Float>.allocate(capacity: max(bnb.blocksize, 1 << 18))
+        defer { decoded?.deallocate() }
         try forEachGroup(t, group: bnb.blocksize, buffers: buffers) { x, isEnd in
             let nb = codec.blocks(x.count)
             let bytes = BnB4BitCodec.packedBytes(x.count)
@@ -487,9 +494,24 @@ public struct BnBQuantizer {
                                   absmax: a, parts: min(threads, max(1, x.count / (64 * 1024))))
                 if job.parts == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: job.parts) { job.run($0) } }
             }
+            if let y = decoded {
+                // What the output decodes to, against the source values.
+                let first = all.count
+                let ys = UnsafeMutableBufferPointer(rebasing: y[0..<x.count])
+                if let stored = storedAbsmax {
+                    stored.withUnsafeBufferPointer { sp in
+                        codec.dequantize(UnsafeRawBufferPointer(rebasing: packed[0..<bytes]),
+                                         absmax: UnsafeBufferPointer(rebasing: sp[first..<(first + nb)]), count: x.count, into: ys)
+                    }
+                } else {
+                    am.withUnsafeBufferPointer { codec.dequantize(UnsafeRawBufferPointer(rebasing: packed[0..<bytes]), absmax: $0, count: x.count, into: ys) }
+                }
+                errors.add(x, UnsafeBufferPointer(ys))
+            }
             all.append(contentsOf: am)
             try emit(UnsafeRawBufferPointer(rebasing: packed[0..<bytes]))
         }
+        report?.add(t, type: bnb.typeName, stats: errors)
         return all
     }
 
@@ -501,15 +523,22 @@ public struct BnBQuantizer {
         defer { half.deallocate() }
         let cb = UnsafeMutableBufferPointer<Int8>.allocate(capacity: max(cols, 1 << 18))
         defer { cb.deallocate() }
+        var errors = ErrorStats()
         try forEachGroup(t, group: cols, buffers: buffers) { x, _ in
             var r = 0
             while r < x.count {
                 for i in 0..<cols { half[i] = Self.toHalf(x[r + i]) }
-                _ = LLMInt8.quantizeRow(UnsafeBufferPointer(half), into: UnsafeMutableBufferPointer(rebasing: cb[0..<cols]))
+                let scb = LLMInt8.quantizeRow(UnsafeBufferPointer(half), into: UnsafeMutableBufferPointer(rebasing: cb[0..<cols]))
+                if report != nil {
+                    // What the output decodes to (into `half`, no longer needed), against the source.
+                    LLMInt8.dequantizeRow(UnsafeBufferPointer(rebasing: cb[0..<cols]), scb: scb, into: half)
+                    errors.add(UnsafeBufferPointer(rebasing: x[r..<(r + cols)]), UnsafeBufferPointer(half))
+                }
                 try emit(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: cb[0..<cols])))
                 r += cols
             }
         }
+        report?.add(t, type: bnb.typeName, stats: errors)
     }
 
     // MARK: directory extras

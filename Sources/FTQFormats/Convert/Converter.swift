@@ -39,6 +39,8 @@ public struct ConvertOptions: Sendable {
     public var notice: (@Sendable (String) -> Void)? = nil
     /// Threads the quantizing kernels may use (outputs do not depend on it).
     public var threads = 1
+    /// When set, `quantize` measures the error of every quantized tensor while writing it.
+    public var report: QuantizationReport? = nil
 
     public init(dtype: DType? = nil, overwrite: Bool = false, quiet: Bool = false, dequantize: Bool = false,
                 digest: DigestMaker? = nil, sidecars: Sidecars? = nil) {
@@ -544,16 +546,27 @@ public struct Converter {
                         buffers: ChunkBuffers, hashes: HashPipeline?) throws {
         hashes?.beginTensor()
         defer { hashes?.endTensor() }
+        var errors = ErrorStats()
+        let decoder = options.report == nil ? nil : GGMLDequantizer.kernel(for: q.ggmlType)
+        let decoded = decoder == nil ? nil : UnsafeMutableBufferPointer<Float>.allocate(capacity: max(q.blockElements, 1 << 18))
+        defer { decoded?.deallocate() }
         try forEachFloatGroup(t, group: q.blockElements, buffers: buffers) { x, _ in
             let bytes = x.count / q.blockElements * q.blockBytes
             let job = BlockJob(type: q, x: x, out: UnsafeMutableRawBufferPointer(rebasing: buffers.converted[0..<bytes]),
                                parts: min(max(1, options.threads), max(1, x.count / (64 * 1024))))
             if job.parts == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: job.parts) { job.run($0) } }
+            if let decoder, let y = decoded {
+                // What the blocks decode to, against the source values.
+                let ys = UnsafeMutableBufferPointer(rebasing: y[0..<x.count])
+                decoder(UnsafeRawBufferPointer(rebasing: buffers.converted[0..<bytes]), ys)
+                errors.add(x, UnsafeBufferPointer(ys))
+            }
             let b = UnsafeRawBufferPointer(rebasing: buffers.converted[0..<bytes])
             try out.write(b)
             hashes?.feed(b, tensor: true)
             progress.advance(bytes)
         }
+        options.report?.add(t, type: q.rawValue, stats: errors)
     }
 
     /// Streams tensor `t` as float32 in whole groups of `group` values, at most 1 MiB of floats
