@@ -47,6 +47,8 @@ struct Compare: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress on stderr.")
     var quiet = false
 
+    @OptionGroup var threads: ThreadOptions
+
     static let gateMetrics = ["rmse", "max_abs", "mean_abs", "relative_frobenius", "rmse_rel", "max_abs_rel"]
 
     func run() throws {
@@ -69,7 +71,7 @@ struct Compare: ParsableCommand {
         let mb = try LogicalModel(try ModelOpener.open(b))
         let total = ma.tensors.reduce(0) { $0 + $1.count * 8 }
         let prog = Progress(label: "compare", totalBytes: total, quiet: quiet)
-        let result = try Comparison.compare(ma, mb, progress: prog)
+        let result = try Comparison.compare(ma, mb, threads: threads.count, progress: prog)
         prog.finish()
 
         if let plot {

@@ -213,11 +213,11 @@ public final class TempFileRegistry: @unchecked Sendable {
 }
 
 /// A pthread mutex (Foundation-free).
-final class NSLockLike: @unchecked Sendable {
+public final class NSLockLike: @unchecked Sendable {
     private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
+    public init() { pthread_mutex_init(&m, nil) }
     deinit { pthread_mutex_destroy(&m) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(&m)
         defer { pthread_mutex_unlock(&m) }
         return try body()

@@ -33,6 +33,13 @@ import Testing
         #expect(Set(kinds.keys) == ["output", "embedding", "norm", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_gate", "mlp_up", "mlp_down"])
     }
 
+    @Test func threadsDoNotChangeTheFigures() throws {
+        let a = Self.golden + "/source", b = Self.golden + "/fp4"
+        let one = try TestSupport.ftq(["compare", a, b, "--json", "--threads", "1", "-q"])
+        let three = try TestSupport.ftq(["compare", a, b, "--json", "--threads", "3", "-q"])
+        #expect(one.status == 0 && one.stdoutData == three.stdoutData)
+    }
+
     @Test func ggufQuantizationsOfOneModelMatchNumpy() throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }

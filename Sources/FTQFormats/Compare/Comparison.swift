@@ -1,3 +1,4 @@
+import Dispatch
 import FTQCore
 import FTQKernels
 
@@ -21,15 +22,14 @@ public struct ModelComparison: Sendable {
 /// `ftq compare`: every floating-point tensor of A against the tensor of the same name in B,
 /// decoded a window at a time (bounded memory), in A's order.
 public enum Comparison {
-    public static func compare(_ a: LogicalModel, _ b: LogicalModel, progress: Progress? = nil) throws -> ModelComparison {
+    /// Compares on `threads` threads, a tensor per thread at a time (each tensor's figures are
+    /// computed the same way whatever the thread count, so the result does not depend on it).
+    public static func compare(_ a: LogicalModel, _ b: LogicalModel, threads: Int = 1, progress: Progress? = nil) throws -> ModelComparison {
         var byName: [ExactName: LogicalModel.Tensor] = [:]
         for t in b.tensors { byName[ExactName(t.name)] = t }
         let inA = Set(a.tensors.map { ExactName($0.name) })
-        var out: [TensorComparison] = []
+        var pairs: [(LogicalModel.Tensor, LogicalModel.Tensor)] = []
         var onlyInA: [String] = []
-        let wa = UnsafeMutableBufferPointer<Float>.allocate(capacity: LogicalModel.window)
-        let wb = UnsafeMutableBufferPointer<Float>.allocate(capacity: LogicalModel.window)
-        defer { wa.deallocate(); wb.deallocate() }
         for ta in a.tensors {
             guard let tb = byName[ExactName(ta.name)] else {
                 onlyInA.append(ta.name)
@@ -39,22 +39,35 @@ public enum Comparison {
                 throw FTQError.invalid("compare.shape-mismatch", file: b.model.path,
                     "tensor \"\(ta.name)\" is \(ta.shape) in \(a.model.path) but \(tb.shape) here")
             }
-            let da = try a.decoder(ta), db = try b.decoder(tb)
-            var stats = ErrorStats()
-            var start = 0
-            while start < ta.count {
-                let n = min(LogicalModel.window, ta.count - start)
-                try da.decode(start: start, into: UnsafeMutableBufferPointer(rebasing: wa[0..<n]))
-                try db.decode(start: start, into: UnsafeMutableBufferPointer(rebasing: wb[0..<n]))
-                stats.add(UnsafeBufferPointer(rebasing: wa[0..<n]), UnsafeBufferPointer(rebasing: wb[0..<n]))
-                progress?.advance(n * 8)
-                start += n
-            }
-            out.append(TensorComparison(name: ta.name, kind: kind(of: ta.name, gguf: a.model.format == .gguf),
-                                        layer: layer(of: ta.name), shape: ta.shape, typeA: ta.typeName, typeB: tb.typeName, stats: stats))
+            pairs.append((ta, tb))
+        }
+        let work = CompareWork(a: a, b: b, pairs: pairs, progress: progress)
+        let n = max(1, min(threads, pairs.count))
+        if n == 1 { work.worker() } else { DispatchQueue.concurrentPerform(iterations: n) { _ in work.worker() } }
+        if let e = work.error { throw e }
+        let out = pairs.enumerated().map { k, p in
+            TensorComparison(name: p.0.name, kind: kind(of: p.0.name, gguf: a.model.format == .gguf), layer: layer(of: p.0.name),
+                             shape: p.0.shape, typeA: p.0.typeName, typeB: p.1.typeName, stats: work.results[k])
         }
         let onlyInB = b.tensors.map(\.name).filter { !inA.contains(ExactName($0)) }
         return ModelComparison(tensors: out, onlyInA: onlyInA, onlyInB: onlyInB)
+    }
+
+    /// The statistics of one pair, a window at a time.
+    static func stats(_ a: LogicalModel, _ ta: LogicalModel.Tensor, _ b: LogicalModel, _ tb: LogicalModel.Tensor,
+                      wa: UnsafeMutableBufferPointer<Float>, wb: UnsafeMutableBufferPointer<Float>, progress: Progress?) throws -> ErrorStats {
+        let da = try a.decoder(ta), db = try b.decoder(tb)
+        var stats = ErrorStats()
+        var start = 0
+        while start < ta.count {
+            let n = min(LogicalModel.window, ta.count - start)
+            try da.decode(start: start, into: UnsafeMutableBufferPointer(rebasing: wa[0..<n]))
+            try db.decode(start: start, into: UnsafeMutableBufferPointer(rebasing: wb[0..<n]))
+            stats.add(UnsafeBufferPointer(rebasing: wa[0..<n]), UnsafeBufferPointer(rebasing: wb[0..<n]))
+            progress?.advance(n * 8)
+            start += n
+        }
+        return stats
     }
 
     /// The kind of a tensor from its name (formats/metrics.md, "Kinds and totals").
@@ -86,5 +99,44 @@ public enum Comparison {
             if let n = Int(parts[i + 1]), n >= 0 { return n }
         }
         return nil
+    }
+}
+
+/// Tensors handed out to worker threads one at a time; results by position.
+final class CompareWork: @unchecked Sendable {
+    let a: LogicalModel, b: LogicalModel
+    let pairs: [(LogicalModel.Tensor, LogicalModel.Tensor)]
+    let progress: Progress?
+    var results: [ErrorStats]
+    var error: Error?
+    private var next = 0
+    private let lock = NSLockLike()
+
+    init(a: LogicalModel, b: LogicalModel, pairs: [(LogicalModel.Tensor, LogicalModel.Tensor)], progress: Progress?) {
+        self.a = a
+        self.b = b
+        self.pairs = pairs
+        self.progress = progress
+        results = Array(repeating: ErrorStats(), count: pairs.count)
+    }
+
+    func worker() {
+        let wa = UnsafeMutableBufferPointer<Float>.allocate(capacity: LogicalModel.window)
+        let wb = UnsafeMutableBufferPointer<Float>.allocate(capacity: LogicalModel.window)
+        defer { wa.deallocate(); wb.deallocate() }
+        while true {
+            let k: Int? = lock.withLock {
+                guard error == nil, next < pairs.count else { return nil }
+                next += 1
+                return next - 1
+            }
+            guard let k else { return }
+            do {
+                let s = try Comparison.stats(a, pairs[k].0, b, pairs[k].1, wa: wa, wb: wb, progress: nil)
+                lock.withLock { results[k] = s; progress?.advance(pairs[k].0.count * 8) }
+            } catch {
+                lock.withLock { if self.error == nil { self.error = error } }
+            }
+        }
     }
 }
