@@ -34,7 +34,7 @@ public struct FTQ: ParsableCommand {
         the tensor or byte offset, with the rule's error code in brackets.
         """,
         version: FTQ.version,
-        subcommands: [Inspect.self, Convert.self, Quantize.self, Dequantize.self, Compare.self, Hash.self, Verify.self] + packSubcommands + [Version.self]
+        subcommands: [Inspect.self, Convert.self, Quantize.self, Dequantize.self, Compare.self, Merge.self, Hash.self, Verify.self] + packSubcommands + [Version.self]
     )
 
     public init() {}

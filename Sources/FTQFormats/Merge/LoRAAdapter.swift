@@ -1,0 +1,119 @@
+import FTQCore
+
+/// A PEFT LoRA adapter: `adapter_config.json` and `adapter_model.safetensors` in a directory
+/// (formats/lora-merge.md, "Adapters").
+public struct LoRAAdapter {
+    /// One adapted module: its lora_A [r, in] and lora_B [out, r] tensors and its scaling.
+    public struct Module: Sendable {
+        /// The module path in the base model (`model.layers.0.self_attn.q_proj`).
+        public var name: String
+        public var a: TensorEntry
+        public var b: TensorEntry
+        public var rank: Int
+        /// alpha / r, or alpha / sqrt(r) with rsLoRA (float64, as PEFT computes it).
+        public var scaling: Double
+    }
+
+    public let path: String
+    public let model: Model
+    public let configPath: String
+    public let fanInFanOut: Bool
+    public let modules: [Module]
+
+    static let prefix = "base_model.model."
+
+    public init(directory: String) throws {
+        let configPath = joinPath(directory, "adapter_config.json")
+        guard PathKind.of(configPath) == .regularFile else {
+            throw FTQError.invalid("merge.adapter-config", file: directory, "not a PEFT adapter: adapter_config.json is missing")
+        }
+        let f = try InputFile(configPath)
+        guard f.size <= 1 << 20 else { throw FTQError.invalid("merge.adapter-config", file: configPath, "larger than 1 MiB") }
+        let members = try CompanionFiles.parseConfig(try f.read(at: 0, count: f.size), path: configPath)
+        func value(_ k: String) -> JSONValue? { members.first { $0.0 == k }?.1 }
+        func fail(_ m: String) -> FTQError { FTQError.invalid("merge.adapter-config", file: configPath, m) }
+        guard case let .string(type)? = value("peft_type") else { throw fail("\"peft_type\" is missing") }
+        guard type == "LORA" else { throw fail("peft_type \"\(type)\" is not supported (ftq merges LORA adapters)") }
+        func number(_ v: JSONValue?) -> Double? { if case let .number(s)? = v { return Double(s) }; return nil }
+        func bool(_ k: String) throws -> Bool {
+            switch value(k) {
+            case nil, .null?: return false
+            case let .bool(b)?: return b
+            default: throw fail("\"\(k)\" must be true or false")
+            }
+        }
+        guard let r = number(value("r")), r >= 1, r == r.rounded(), r <= 1_048_576 else { throw fail("\"r\" must be a positive integer") }
+        guard let alpha = number(value("lora_alpha")), alpha.isFinite else { throw fail("\"lora_alpha\" must be a number") }
+        let rslora = try bool("use_rslora")
+        let fanInFanOut = try bool("fan_in_fan_out")
+        if try bool("use_dora") { throw fail("DoRA adapters (use_dora) are not supported yet") }
+        if case let .array(m)? = value("modules_to_save"), !m.isEmpty {
+            throw fail("modules_to_save is not supported yet (the adapter replaces whole modules)")
+        }
+        func patterns(_ k: String) throws -> [(String, Double)] {
+            switch value(k) {
+            case nil, .null?: return []
+            case let .object(o)?:
+                return try o.map { key, v in
+                    guard let n = number(v), n.isFinite else { throw fail("\"\(k)\".\(key) must be a number") }
+                    return (key, n)
+                }
+            default: throw fail("\"\(k)\" must be an object")
+            }
+        }
+        let rankPattern = try patterns("rank_pattern"), alphaPattern = try patterns("alpha_pattern")
+
+        let weights = joinPath(directory, "adapter_model.safetensors")
+        guard PathKind.of(weights) == .regularFile else {
+            throw FTQError.invalid("merge.adapter", file: directory, "adapter_model.safetensors is missing (only safetensors adapters are read)")
+        }
+        let model = try SafetensorsFile.open(weights)
+        var pairs: [String: (a: TensorEntry?, b: TensorEntry?)] = [:]
+        var order: [String] = []
+        for t in model.tensors {
+            let name = t.name
+            var part: String? = nil
+            for s in [".lora_A.weight", ".lora_B.weight"] where name.hasByteSuffix(s) { part = s }
+            guard let part, name.hasBytePrefix(Self.prefix) else {
+                throw FTQError.invalid("merge.adapter", file: weights, "tensor \"\(name)\" is not a LoRA A or B weight (ftq merges plain LoRA adapters)")
+            }
+            let module = String(name.dropFirst(Self.prefix.count).dropLast(part.count))
+            guard let d = t.type.plainDType, d.isConvertibleFloat, t.shape.count == 2 else {
+                throw FTQError.invalid("merge.adapter", file: weights, "tensor \"\(name)\" must be a 2-D floating-point tensor")
+            }
+            if pairs[module] == nil { order.append(module); pairs[module] = (nil, nil) }
+            if part == ".lora_A.weight" { pairs[module]!.a = t } else { pairs[module]!.b = t }
+        }
+        let modules = try order.map { m in
+            guard let a = pairs[m]!.a, let b = pairs[m]!.b else {
+                throw FTQError.invalid("merge.adapter", file: weights, "module \"\(m)\" lacks its lora_A or lora_B weight")
+            }
+            let rank = a.shape[0]
+            guard b.shape[1] == rank else {
+                throw FTQError.invalid("merge.adapter", file: weights, "module \"\(m)\": lora_A is \(a.shape) but lora_B is \(b.shape)")
+            }
+            let r = Self.match(rankPattern, m) ?? r
+            let alpha = Self.match(alphaPattern, m) ?? alpha
+            guard Double(rank) == r else {
+                throw fail("module \"\(m)\" has rank \(rank) in its weights but \(Int(r)) in the config")
+            }
+            let scaling = rslora ? alpha / r.squareRoot() : alpha / r
+            return Module(name: m, a: a, b: b, rank: rank, scaling: scaling)
+        }
+        if modules.isEmpty { throw FTQError.invalid("merge.adapter", file: weights, "the adapter holds no LoRA weights") }
+        self.path = directory
+        self.configPath = configPath
+        self.model = model
+        self.fanInFanOut = fanInFanOut
+        self.modules = modules
+    }
+
+    /// PEFT's pattern lookup: the first key K (in the config's order) such that the module name
+    /// is K or ends with "." + K, K read as a regular expression.
+    static func match(_ patterns: [(String, Double)], _ module: String) -> Double? {
+        for (k, v) in patterns {
+            if let re = try? Regex("^(.*\\.)?(" + k + ")$"), (try? re.wholeMatch(in: module)) != nil { return v }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,23 @@
+/// The LoRA update PEFT's merge_and_unload adds to a weight on the CPU
+/// (formats/lora-merge.md, "Delta"): delta = (B @ A) * scaling in float32, each element of
+/// B @ A a sequential fused multiply-add over the rank (k = 0 ..< r), which is what torch's
+/// float32 matrix product gives on the CPU for these shapes; then W + delta in float32.
+public enum LoRADelta {
+    /// Adds the delta to `w`, float32 values of a weight of `rows` x `cols` in its stored layout.
+    /// `a` is lora_A [r, inFeatures], `b` is lora_B [outFeatures, r]. Without `fanInFanOut` the
+    /// weight is [out, in]; with it (GPT-2's Conv1D) it is [in, out] and the delta is transposed.
+    public static func add(to w: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int,
+                           a: UnsafeBufferPointer<Float>, b: UnsafeBufferPointer<Float>, rank r: Int,
+                           scaling: Float, fanInFanOut: Bool) {
+        let outF = fanInFanOut ? cols : rows, inF = fanInFanOut ? rows : cols
+        precondition(w.count == rows * cols && a.count == r * inF && b.count == outF * r)
+        for o in 0..<outF {
+            for i in 0..<inF {
+                var acc: Float = 0
+                for k in 0..<r { acc = acc.addingProduct(b[o * r + k], a[k * inF + i]) }
+                let idx = fanInFanOut ? i * cols + o : o * cols + i
+                w[idx] = w[idx] + acc * scaling
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+/// `ftq merge` against PEFT's merge_and_unload (tools/golden/make_peft.py,
+/// testdata/golden/peft/README.md).
+@Suite struct MergeCLITests {
+    static let golden = TestSupport.testdata("golden/peft")
+    static let source = TestSupport.testdata("golden/bnb-model/source")
+
+    static func data(_ p: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: p)) }
+
+    @Test(arguments: ["llama-lora", "llama-rslora"], ["bf16", "f16", "f32"])
+    func byteIdenticalToPEFT(_ adapter: String, _ dtype: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        var base = Self.source
+        if dtype != "bf16" {
+            // The same conversion PEFT's script made with torch (exact widening, or rounding to f16).
+            base = dir + "/base"
+            let r = try TestSupport.ftq(["convert", Self.source, "-o", base, "--dtype", dtype, "-q"])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let out = dir + "/m.safetensors"
+        let r = try TestSupport.ftq(["merge", base, Self.golden + "/" + adapter, "-o", out, "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.data(out) == Self.data(Self.golden + "/merged-\(adapter)-\(dtype)/model.safetensors"))
+        #expect(try TestSupport.ftq(["verify", out]).status == 0)
+    }
+
+    @Test func gpt2Conv1DWithFanInFanOut() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let r = try TestSupport.ftq(["merge", Self.golden + "/gpt2-base", Self.golden + "/gpt2-lora", "-o", dir + "/m.safetensors", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.data(dir + "/m.safetensors") == Self.data(Self.golden + "/merged-gpt2/model.safetensors"))
+    }
+
+    @Test func directoryBaseGivesADirectoryWithItsFilesAndAManifest() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        var r = try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", "-o", dir + "/merged", "--json", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        #expect(doc["merged_modules"] as? Int == 6)
+        #expect(try Self.data(dir + "/merged/model.safetensors") == Self.data(Self.golden + "/merged-llama-lora-bf16/model.safetensors"))
+        #expect(try Self.data(dir + "/merged/config.json") == Self.data(Self.source + "/config.json"))
+        let m = try JSONSerialization.jsonObject(with: Self.data(dir + "/merged/ftq-manifest.json")) as! [String: Any]
+        let inputs = (m["inputs"] as! [[String: Any]]).map { $0["path"] as! String }
+        #expect(inputs.contains { $0.hasSuffix("llama-lora/adapter_model.safetensors") } && inputs.contains { $0.hasSuffix("llama-lora/adapter_config.json") })
+        r = try TestSupport.run("/usr/bin/env", ["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd: dir + "/merged")
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        // --dtype f32: the merged values rounded to f32 instead (here: the exact float32 sums).
+        r = try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", "-o", dir + "/m32.safetensors", "--dtype", "f32", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.ftq(["inspect", dir + "/m32.safetensors", "--json"])
+        let t = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        #expect((t["tensors"] as! [[String: Any]]).allSatisfy { $0["dtype"] as? String == "F32" })
+    }
+
+    /// Writes an adapter directory: a config (JSON text) and LoRA tensors.
+    static func adapter(_ dir: String, config: String, tensors: [(String, [Int])]) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try config.write(toFile: dir + "/adapter_config.json", atomically: false, encoding: .utf8)
+        BnBQuantizeCLITests.safetensors(tensors.map { ($0.0, "F32", $0.1, [UInt8](repeating: 0, count: 4 * $0.1.reduce(1, *))) },
+                                        to: dir + "/adapter_model.safetensors")
+    }
+
+    @Test func badAdaptersAreRefusedNamingTheProblem() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let q = "base_model.model.model.layers.0.self_attn.q_proj"
+        let good = [("\(q).lora_A.weight", [4, 48]), ("\(q).lora_B.weight", [48, 4])]
+        let cases: [(String, [(String, [Int])], String, String)] = [
+            (#"{"peft_type": "IA3", "r": 4, "lora_alpha": 8}"#, good, "merge.adapter-config", "IA3"),
+            (#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "use_dora": true}"#, good, "merge.adapter-config", "DoRA"),
+            (#"{"peft_type": "LORA", "r": 8, "lora_alpha": 8}"#, good, "merge.adapter-config", "rank 4"),
+            (#"{"peft_type": "LORA", "lora_alpha": 8}"#, good, "merge.adapter-config", "\"r\""),
+            (#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8}"#, [("base_model.model.model.layers.9.mlp.up_proj.lora_A.weight", [4, 48]),
+                                                                 ("base_model.model.model.layers.9.mlp.up_proj.lora_B.weight", [90, 4])],
+             "merge.missing-target", "layers.9.mlp.up_proj"),
+            (#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8}"#, [("\(q).lora_A.weight", [4, 40]), ("\(q).lora_B.weight", [48, 4])],
+             "merge.shape-mismatch", "q_proj.weight"),
+            (#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8}"#, [("\(q).lora_A.weight", [4, 48])], "merge.adapter", "lora_B"),
+            (#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8"#, good, "json", "invalid JSON"),
+        ]
+        for (k, (config, tensors, code, words)) in cases.enumerated() {
+            let a = dir + "/a\(k)"
+            try Self.adapter(a, config: config, tensors: tensors)
+            let r = try TestSupport.ftq(["merge", Self.source, a, "-o", dir + "/out\(k).safetensors"])
+            #expect(r.status == 3, "case \(k): \(r.stderr)")
+            #expect(r.stderr.contains(code) && r.stderr.contains(words), "case \(k): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out\(k).safetensors"))
+        }
+        let a = dir + "/ok"
+        try Self.adapter(a, config: #"{"peft_type": "LORA", "r": 4, "lora_alpha": 8}"#, tensors: good)
+        #expect(try TestSupport.ftq(["merge", Self.source, a, a, "-o", dir + "/x.safetensors"]).status == 2)
+        #expect(try TestSupport.ftq(["merge", Self.source, a, "-o", dir + "/x.gguf"]).status == 2)
+        #expect(try TestSupport.ftq(["merge", Self.source, dir, "-o", dir + "/x.safetensors"]).status == 3)
+        #expect(try TestSupport.ftq(["merge", Self.source, a, "-o", dir + "/x.safetensors", "-q"]).status == 0)
+    }
+}
