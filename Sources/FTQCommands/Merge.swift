@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import FTQArtifacts
 import FTQCore
 import FTQFormats
@@ -17,14 +18,18 @@ struct Merge: ParsableCommand {
         base's config and tokenizer files copied. A manifest records the base's and the \
         adapter's hashes.
 
-        Not yet: several adapters (--weights), DoRA, modules_to_save, quantized and GGUF bases.
+        Several adapters with --weights W1,W2,... give what PEFT's \
+        add_weighted_adapter(adapters, weights, combination_type="cat") followed by \
+        merge_and_unload gives (PEFT's "linear" type is not a linear combination of deltas).
+
+        Not yet: DoRA, modules_to_save, quantized and GGUF bases.
         """
     )
 
     @Argument(help: "The base model (safetensors file or Hugging Face directory).")
     var base: String
 
-    @Argument(help: "The PEFT LoRA adapter directory.")
+    @Argument(help: "PEFT LoRA adapter directories (several need --weights).")
     var adapters: [String]
 
     @Option(name: .shortAndLong, help: "Output: NAME.safetensors or a directory.")
@@ -33,7 +38,7 @@ struct Merge: ParsableCommand {
     @Option(help: "Write floating-point tensors as f32, f16 or bf16 (default: the base's dtypes).")
     var dtype: String?
 
-    @Option(help: "Weights of several adapters (not supported yet).")
+    @Option(help: "W1,W2,...: combine several adapters with these weights, as PEFT's add_weighted_adapter(combination_type=\"cat\").")
     var weights: String?
 
     @Flag(help: "Print what was written as JSON.")
@@ -43,8 +48,19 @@ struct Merge: ParsableCommand {
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
-        guard adapters.count == 1, weights == nil else {
-            throw FTQError.usage("usage.merge-several", "merging several adapters (--weights) is not supported yet; give one adapter")
+        var w: [Double]? = nil
+        if let weights {
+            let parts = weights.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.allSatisfy({ $0 != nil && $0!.isFinite }), parts.count == adapters.count else {
+                throw FTQError.usage("usage.weights", "--weights takes one finite number per adapter, separated by commas (got \"\(weights)\" for \(adapters.count) adapters)")
+            }
+            w = parts.map { $0! }
+        }
+        if adapters.count > 1 && w == nil {
+            throw FTQError.usage("usage.weights", "several adapters need --weights W1,W2,... (their combination is PEFT's add_weighted_adapter with combination_type \"cat\")")
+        }
+        if adapters.count == 1 && w != nil {
+            throw FTQError.usage("usage.weights", "--weights combines several adapters; give two or more")
         }
         var target: DType? = nil
         if let dtype {
@@ -59,7 +75,7 @@ struct Merge: ParsableCommand {
         guard model.format == .safetensors else {
             throw FTQError.invalid("merge.base-format", file: base, "merging into a GGUF base is not supported yet")
         }
-        let adapter = try LoRAAdapter(directory: adapters[0])
+        let loaded = try adapters.map { try LoRAAdapter(directory: $0) }
         let isDirectory = PathKind.of(model.path) == .directory
         if output.hasByteSuffix(".gguf") {
             throw FTQError.usage("usage.conflict", "ftq merge writes safetensors: give -o NAME.safetensors or a directory (got \(output))")
@@ -67,28 +83,30 @@ struct Merge: ParsableCommand {
         let isFile = output.hasByteSuffix(".safetensors")
         let outputTarget: OutputTarget = isFile ? .safetensorsFile(output) : .hfDirectory(output, maxShardSize: Converter.defaultMaxShardSize)
         let manifestDir = isFile ? splitPath(output).dir : output
-        var command = ["ftq", "merge", ArtifactPaths.relative(base, to: manifestDir), ArtifactPaths.relative(adapters[0], to: manifestDir),
-                       "-o", ArtifactPaths.relative(output, to: manifestDir)]
+        var command = ["ftq", "merge", ArtifactPaths.relative(base, to: manifestDir)] + adapters.map { ArtifactPaths.relative($0, to: manifestDir) }
+            + ["-o", ArtifactPaths.relative(output, to: manifestDir)]
+        if let w { command += ["--weights", w.map { "\($0)" }.joined(separator: ",")] }
         if let target { command += ["--dtype", target.rawValue.lowercased()] }
         let options: [(String, JSONValue)] = [
             ("output_format", .string(isFile ? "safetensors" : "hf-directory")),
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
             ("adapters", .int(adapters.count)),
-            ("weights", .null),
+            ("weights", w.map { .array($0.map { .double($0) }) } ?? .null),
         ]
         let inputPaths = model.files.map(\.path) + model.auxiliaryFiles + (isDirectory && !isFile ? try CompanionFiles.paths(model) : [])
-            + [adapter.configPath] + adapter.model.files.map(\.path)
+            + loaded.flatMap { [$0.configPath] + $0.model.files.map(\.path) }
         var opts = ConvertOptions(dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet,
                                   digest: FileHashing.sha256, sidecars: nil)
         opts.sidecars = ArtifactPaths.manifestSidecars(command: command, options: options, inputPaths: inputPaths,
                                                        manifestDirectory: manifestDir, threads: threads.count)
-        let merger = LoRAMerger(model: model, adapter: adapter, options: opts)
+        let merger = LoRAMerger(model: model, adapters: loaded, weights: w, options: opts)
+        let modules = Set(loaded.flatMap { $0.modules.map(\.name) }).count
         let written = try merger.run(to: outputTarget)
         let models = written.filter { !$0.tensors.isEmpty }
         if json {
             let v = JSONValue.object([
-                ("base", .string(base)), ("adapter", .string(adapters[0])),
-                ("merged_modules", .int(adapter.modules.count)),
+                ("base", .string(base)), ("adapters", .array(adapters.map { .string($0) })),
+                ("merged_modules", .int(modules)),
                 ("outputs", .array(written.map { w in
                     .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors.count))])
                 })),
@@ -96,7 +114,7 @@ struct Merge: ParsableCommand {
             try printOut(JSONText.serialize(v, indent: 2) + "\n")
         } else {
             try printOut(models.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined()
-                         + "merged \(adapter.modules.count) modules\n")
+                         + "merged \(modules) modules from \(adapters.count) adapter\(adapters.count == 1 ? "" : "s")\n")
         }
     }
 }

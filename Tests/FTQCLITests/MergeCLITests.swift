@@ -27,6 +27,26 @@ import Testing
         #expect(try TestSupport.ftq(["verify", out]).status == 0)
     }
 
+    /// Several adapters with weights: PEFT's add_weighted_adapter(combination_type="cat"), then
+    /// merge_and_unload (modules in one adapter only included; negative weights too).
+    @Test(arguments: [("0.7,0.3", "cat"), ("1.5,-0.25", "cat-negative")])
+    func weightedAdaptersLikePEFTsCat(_ weights: String, _ tag: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let out = dir + "/m.safetensors"
+        let r = try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", Self.golden + "/llama-rslora",
+                                     "--weights", weights, "-o", out, "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.data(out) == Self.data(Self.golden + "/merged-\(tag)-bf16/model.safetensors"))
+        let m = try JSONSerialization.jsonObject(with: Self.data(out + ".manifest.json")) as! [String: Any]
+        #expect((m["command"] as! [String]).contains("--weights"))
+        for bad in [["--weights", "0.7"], ["--weights", "0.7,x"], ["--weights", "0.7,inf"], []] {
+            let e = try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", Self.golden + "/llama-rslora", "-o", dir + "/x.safetensors"] + bad)
+            #expect(e.status == 2, "\(bad): \(e.stderr)")
+        }
+        #expect(try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", "--weights", "1", "-o", dir + "/x.safetensors"]).status == 2)
+    }
+
     @Test func gpt2Conv1DWithFanInFanOut() throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }
@@ -93,7 +113,6 @@ import Testing
         }
         let a = dir + "/ok"
         try Self.adapter(a, config: #"{"peft_type": "LORA", "r": 4, "lora_alpha": 8}"#, tensors: good)
-        #expect(try TestSupport.ftq(["merge", Self.source, a, a, "-o", dir + "/x.safetensors"]).status == 2)
         #expect(try TestSupport.ftq(["merge", Self.source, a, "-o", dir + "/x.gguf"]).status == 2)
         #expect(try TestSupport.ftq(["merge", Self.source, dir, "-o", dir + "/x.safetensors"]).status == 3)
         #expect(try TestSupport.ftq(["merge", Self.source, a, "-o", dir + "/x.safetensors", "-q"]).status == 0)

@@ -4,6 +4,9 @@ saves after merging them, on the CPU (torch.set_num_threads(1)).
 
     llama-lora/        adapter (r 8, alpha 16, q_proj v_proj down_proj; random A and B)
     llama-rslora/      adapter (use_rslora, r 4, alpha 8, rank_pattern and alpha_pattern)
+    merged-cat-bf16/   llama-lora and llama-rslora combined by add_weighted_adapter(["a", "b"],
+                       [0.7, 0.3], combination_type="cat") and merged into the bf16 Llama
+    merged-cat-negative-bf16/  the same with weights [1.5, -0.25]
     merged-<A>-<D>/    model.safetensors: the tiny Llama of testdata/golden/bnb-model/source in
                        dtype D (bfloat16, float16, float32: converted by torch from the bf16
                        source) with adapter A merged by merge_and_unload
@@ -71,6 +74,21 @@ def main():
                 if os.path.exists(p):
                     os.remove(p)
 
+    # Two adapters combined with weights, as add_weighted_adapter(combination_type="cat") makes
+    # them, then merged (the modules differ: some are in one adapter only).
+    for tag, weights in [("cat", [0.7, 0.3]), ("cat-negative", [1.5, -0.25])]:
+        base = AutoModelForCausalLM.from_pretrained(SOURCE, dtype=torch.bfloat16)
+        m = PeftModel.from_pretrained(base, os.path.join(out, "llama-lora"), adapter_name="a")
+        m.load_adapter(os.path.join(out, "llama-rslora"), adapter_name="b")
+        m.add_weighted_adapter(["a", "b"], weights, "comb", combination_type="cat")
+        m.set_adapter("comb")
+        d = os.path.join(out, f"merged-{tag}-bf16")
+        m.merge_and_unload().save_pretrained(d, safe_serialization=True)
+        for extra in ("config.json", "generation_config.json"):
+            p = os.path.join(d, extra)
+            if os.path.exists(p):
+                os.remove(p)
+
     # GPT-2: Conv1D weights are [in, out]; PEFT needs fan_in_fan_out.
     torch.manual_seed(7)
     g = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=2, n_head=2))
@@ -98,6 +116,8 @@ def main():
         with open(p) as fh:
             d = json.load(fh)
         d["base_model_name_or_path"] = base
+        if isinstance(d.get("target_modules"), list):
+            d["target_modules"] = sorted(d["target_modules"])  # a set in PEFT: hash order otherwise
         with open(p, "w") as fh:
             fh.write(json.dumps(d, indent=2, sort_keys=True) + "\n")
         card = os.path.join(out, name, "README.md")

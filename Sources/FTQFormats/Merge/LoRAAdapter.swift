@@ -19,6 +19,11 @@ public struct LoRAAdapter {
     public let configPath: String
     public let fanInFanOut: Bool
     public let modules: [Module]
+    /// `use_rslora` of the config.
+    public let useRSLoRA: Bool
+    /// The largest rank the config allows: max(r, every rank_pattern value). PEFT sizes a
+    /// combined adapter with it.
+    public let maxRank: Int
 
     static let prefix = "base_model.model."
 
@@ -106,6 +111,8 @@ public struct LoRAAdapter {
         self.model = model
         self.fanInFanOut = fanInFanOut
         self.modules = modules
+        self.useRSLoRA = rslora
+        self.maxRank = Int(([r] + rankPattern.map(\.1)).max()!)
     }
 
     /// PEFT's pattern lookup: the first key K (in the config's order) such that the module name

@@ -6,37 +6,57 @@ import FTQKernels
 /// (B @ A) * scaling added in float32, rounded once to its dtype; everything else is copied.
 public struct LoRAMerger {
     public let model: Model
-    public let adapter: LoRAAdapter
+    public let adapters: [LoRAAdapter]
+    /// Weights of several adapters, combined as PEFT's add_weighted_adapter(combination_type=
+    /// "cat") combines them (formats/lora-merge.md, "Several adapters"); nil for one adapter.
+    public let weights: [Double]?
     public let options: ConvertOptions
 
     public init(model: Model, adapter: LoRAAdapter, options: ConvertOptions) {
+        self.init(model: model, adapters: [adapter], weights: nil, options: options)
+    }
+
+    public init(model: Model, adapters: [LoRAAdapter], weights: [Double]?, options: ConvertOptions) {
+        precondition(!adapters.isEmpty && (weights == nil ? adapters.count == 1 : weights!.count == adapters.count))
         self.model = model
-        self.adapter = adapter
+        self.adapters = adapters
+        self.weights = weights
         self.options = options
     }
 
-    /// Base tensor index -> adapter module, every target checked against the base.
-    public func plan() throws -> [Int: LoRAAdapter.Module] {
+    var fanInFanOut: Bool { adapters[0].fanInFanOut }
+
+    /// The parts that update one base tensor: (adapter index, module) in adapter order.
+    public typealias Update = [(adapter: Int, module: LoRAAdapter.Module)]
+
+    /// Base tensor index -> its updates, every target checked against the base.
+    public func plan() throws -> [Int: Update] {
+        if adapters.contains(where: { $0.fanInFanOut != fanInFanOut }) {
+            throw FTQError.invalid("merge.adapter-config", file: adapters[0].configPath,
+                "the adapters disagree on fan_in_fan_out; they cannot be combined")
+        }
         var index: [ExactName: Int] = [:]
         for (k, t) in model.tensors.enumerated() { index[ExactName(t.name)] = k }
-        var out: [Int: LoRAAdapter.Module] = [:]
-        for m in adapter.modules {
-            guard let k = index[ExactName(m.name + ".weight")] else {
-                throw FTQError.invalid("merge.missing-target", file: model.path,
-                    "the adapter targets module \"\(m.name)\", but the base has no tensor \"\(m.name).weight\"")
+        var out: [Int: Update] = [:]
+        for (j, adapter) in adapters.enumerated() {
+            for m in adapter.modules {
+                guard let k = index[ExactName(m.name + ".weight")] else {
+                    throw FTQError.invalid("merge.missing-target", file: model.path,
+                        "the adapter \(adapter.path) targets module \"\(m.name)\", but the base has no tensor \"\(m.name).weight\"")
+                }
+                let t = model.tensors[k]
+                guard let d = t.type.plainDType, d == .F32 || d == .F16 || d == .BF16 else {
+                    throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path,
+                        "tensor \"\(t.name)\" is \(t.type.name); ftq merges into F32, F16 and BF16 weights (quantized bases are not supported yet)")
+                }
+                let outF = m.b.shape[0], inF = m.a.shape[1]
+                let want = fanInFanOut ? [inF, outF] : [outF, inF]
+                guard t.shape == want else {
+                    throw FTQError.invalid("merge.shape-mismatch", file: model.file(of: t).path,
+                        "tensor \"\(t.name)\" is \(t.shape), but the adapter's module \"\(m.name)\" needs \(want)\(fanInFanOut ? " (fan_in_fan_out)" : "")")
+                }
+                out[k, default: []].append((j, m))
             }
-            let t = model.tensors[k]
-            guard let d = t.type.plainDType, d == .F32 || d == .F16 || d == .BF16 else {
-                throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path,
-                    "tensor \"\(t.name)\" is \(t.type.name); ftq merges into F32, F16 and BF16 weights (quantized bases are not supported yet)")
-            }
-            let outF = m.b.shape[0], inF = m.a.shape[1]
-            let want = adapter.fanInFanOut ? [inF, outF] : [outF, inF]
-            guard t.shape == want else {
-                throw FTQError.invalid("merge.shape-mismatch", file: model.file(of: t).path,
-                    "tensor \"\(t.name)\" is \(t.shape), but the adapter's module \"\(m.name)\" needs \(want)\(adapter.fanInFanOut ? " (fan_in_fan_out)" : "")")
-            }
-            out[k] = m
         }
         return out
     }
@@ -86,7 +106,48 @@ public struct LoRAMerger {
 
     func adapterOrBaseDType(_ t: TensorEntry) -> DType { t.type.plainDType ?? .F32 }
 
-    func write(_ indices: [Int], merges: [Int: LoRAAdapter.Module], metadata: [(String, String)], to path: String, name: String?,
+    /// lora_A, lora_B (float32), the rank and the float32 scaling that update one tensor. One
+    /// adapter: its own. Several: PEFT's "cat" combination, A_j * weight_j * scaling_j stacked
+    /// by rows and B_j by columns in adapter order, zero-padded to the combined rank (the sum of
+    /// every adapter's largest rank), with the combined scaling rank / rank = 1 (rank / sqrt(rank)
+    /// when the first adapter uses rsLoRA).
+    func factors(_ update: Update, baseDType: DType) throws -> (a: [Float], b: [Float], rank: Int, scaling: Float, round: ((Float) -> Float)?) {
+        func load(_ j: Int, _ t: TensorEntry) throws -> [Float] {
+            try LoRAMerger(model: adapters[j].model, adapter: adapters[j], options: options).floats(t)
+        }
+        guard let weights else {
+            let m = update[0].module
+            return (try load(0, m.a), try load(0, m.b), m.rank, Float(m.scaling), nil)
+        }
+        let total = adapters.reduce(0) { $0 + $1.maxRank }
+        let inF = update[0].module.a.shape[1], outF = update[0].module.b.shape[0]
+        var a = [Float](repeating: 0, count: total * inF)
+        var b = [Float](repeating: 0, count: outF * total)
+        var row = 0
+        for (j, m) in update {
+            let aj = try load(j, m.a), bj = try load(j, m.b)
+            let wj = Float(weights[j]), sj = Float(m.scaling)
+            for k in 0..<m.rank {
+                for i in 0..<inF { a[(row + k) * inF + i] = aj[k * inF + i] * wj * sj }
+            }
+            for o in 0..<outF {
+                for k in 0..<m.rank { b[o * total + row + k] = bj[o * m.rank + k] }
+            }
+            row += m.rank
+        }
+        let r = Double(total)
+        let scaling = adapters[0].useRSLoRA ? r / r.squareRoot() : r / r
+        // PEFT creates the combined adapter in the base weight's dtype: its A and B are rounded
+        // to it, and so is the delta before it is added.
+        guard baseDType != .F32 else { return (a, b, total, Float(scaling), nil) }
+        let round = { (x: Float) -> Float in
+            baseDType == .BF16 ? Float(bitPattern: FloatBits.bf16ToF32(FloatBits.f32ToBF16(x.bitPattern)))
+                               : Float(bitPattern: FloatBits.f16ToF32(FloatBits.f32ToF16(x.bitPattern)))
+        }
+        return (a.map(round), b.map(round), total, Float(scaling), round)
+    }
+
+    func write(_ indices: [Int], merges: [Int: Update], metadata: [(String, String)], to path: String, name: String?,
                progress: Progress?, buffers: ChunkBuffers) throws -> (OutputFile, WrittenFile) {
         let conv = Converter(model: model, options: options)
         let specs = indices.map { (name: model.tensors[$0].name, dtype: outDType(model.tensors[$0]), shape: model.tensors[$0].shape) }
@@ -102,17 +163,16 @@ public struct LoRAMerger {
             for item in layout.items {
                 let k = indices[item.source]
                 let t = model.tensors[k]
-                if let m = merges[k] {
+                if let update = merges[k] {
                     hashes?.beginTensor()
                     // The whole weight in float32 (memory: the largest adapted tensor).
                     var w = try floats(t)
-                    let adapterSide = LoRAMerger(model: adapter.model, adapter: adapter, options: options)
-                    let a = try adapterSide.floats(m.a), b = try adapterSide.floats(m.b)
+                    let (a, b, rank, scaling, round) = try factors(update, baseDType: t.type.plainDType ?? .F32)
                     w.withUnsafeMutableBufferPointer { wp in
                         a.withUnsafeBufferPointer { ap in
                             b.withUnsafeBufferPointer { bp in
-                                LoRADelta.add(to: wp, rows: t.shape[0], cols: t.shape[1], a: ap, b: bp, rank: m.rank,
-                                              scaling: Float(m.scaling), fanInFanOut: adapter.fanInFanOut)
+                                LoRADelta.add(to: wp, rows: t.shape[0], cols: t.shape[1], a: ap, b: bp, rank: rank,
+                                              scaling: scaling, fanInFanOut: fanInFanOut, roundDelta: round)
                             }
                         }
                     }

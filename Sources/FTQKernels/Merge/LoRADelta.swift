@@ -6,9 +6,11 @@ public enum LoRADelta {
     /// Adds the delta to `w`, float32 values of a weight of `rows` x `cols` in its stored layout.
     /// `a` is lora_A [r, inFeatures], `b` is lora_B [outFeatures, r]. Without `fanInFanOut` the
     /// weight is [out, in]; with it (GPT-2's Conv1D) it is [in, out] and the delta is transposed.
+    /// `roundDelta` rounds each delta before the addition (PEFT casts the delta of adapter
+    /// weights stored in the base's 16-bit dtype back to that dtype).
     public static func add(to w: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int,
                            a: UnsafeBufferPointer<Float>, b: UnsafeBufferPointer<Float>, rank r: Int,
-                           scaling: Float, fanInFanOut: Bool) {
+                           scaling: Float, fanInFanOut: Bool, roundDelta: ((Float) -> Float)? = nil) {
         let outF = fanInFanOut ? cols : rows, inF = fanInFanOut ? rows : cols
         precondition(w.count == rows * cols && a.count == r * inF && b.count == outF * r)
         for o in 0..<outF {
@@ -16,7 +18,8 @@ public enum LoRADelta {
                 var acc: Float = 0
                 for k in 0..<r { acc = acc.addingProduct(b[o * r + k], a[k * inF + i]) }
                 let idx = fanInFanOut ? i * cols + o : o * cols + i
-                w[idx] = w[idx] + acc * scaling
+                let delta = acc * scaling
+                w[idx] = w[idx] + (roundDelta?(delta) ?? delta)
             }
         }
     }
