@@ -97,6 +97,7 @@ struct Merge: ParsableCommand {
             + loaded.flatMap { [$0.configPath] + $0.model.files.map(\.path) }
         var opts = ConvertOptions(dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet,
                                   digest: FileHashing.sha256, sidecars: nil)
+        opts.threads = threads.count
         opts.sidecars = ArtifactPaths.manifestSidecars(command: command, options: options, inputPaths: inputPaths,
                                                        manifestDirectory: manifestDir, threads: threads.count)
         let merger = LoRAMerger(model: model, adapters: loaded, weights: w, options: opts)

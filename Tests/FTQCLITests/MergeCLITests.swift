@@ -47,6 +47,35 @@ import Testing
         #expect(try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", "--weights", "1", "-o", dir + "/x.safetensors"]).status == 2)
     }
 
+    /// A tall weight's rows are split across threads: the bytes do not depend on --threads.
+    @Test func threadsDoNotChangeTheBytes() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let m = "model.layers.0.mlp.up_proj"
+        func values(_ n: Int, _ seed: UInt64) -> [UInt8] {
+            var s = seed, out = [UInt8]()
+            for _ in 0..<n {
+                s = s &* 6364136223846793005 &+ 1442695040888963407
+                out += withUnsafeBytes(of: (Float(Int64(bitPattern: s) >> 40) * 1e-8).bitPattern.littleEndian, Array.init)
+            }
+            return out
+        }
+        BnBQuantizeCLITests.safetensors([("\(m).weight", "F32", [700, 96], values(700 * 96, 1))], to: dir + "/base.safetensors")
+        try FileManager.default.createDirectory(atPath: dir + "/ad", withIntermediateDirectories: true)
+        try #"{"peft_type": "LORA", "r": 8, "lora_alpha": 16}"#.write(toFile: dir + "/ad/adapter_config.json", atomically: false, encoding: .utf8)
+        BnBQuantizeCLITests.safetensors([("base_model.model.\(m).lora_A.weight", "F32", [8, 96], values(8 * 96, 2)),
+                                         ("base_model.model.\(m).lora_B.weight", "F32", [700, 8], values(700 * 8, 3))],
+                                        to: dir + "/ad/adapter_model.safetensors")
+        var outs: [Data] = []
+        for t in ["1", "2", "3"] {
+            let r = try TestSupport.ftq(["merge", dir + "/base.safetensors", dir + "/ad", "-o", dir + "/o\(t).safetensors", "--threads", t, "-q"])
+            #expect(r.status == 0, "\(r.stderr)")
+            outs.append(try Self.data(dir + "/o\(t).safetensors"))
+        }
+        let base = try Self.data(dir + "/base.safetensors")
+        #expect(outs[0] == outs[1] && outs[1] == outs[2] && outs[0] != base)
+    }
+
     @Test func gpt2Conv1DWithFanInFanOut() throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }

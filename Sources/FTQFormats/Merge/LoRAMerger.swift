@@ -111,7 +111,7 @@ public struct LoRAMerger {
     /// by rows and B_j by columns in adapter order, zero-padded to the combined rank (the sum of
     /// every adapter's largest rank), with the combined scaling rank / rank = 1 (rank / sqrt(rank)
     /// when the first adapter uses rsLoRA).
-    func factors(_ update: Update, baseDType: DType) throws -> (a: [Float], b: [Float], rank: Int, scaling: Float, round: ((Float) -> Float)?) {
+    func factors(_ update: Update, baseDType: DType) throws -> (a: [Float], b: [Float], rank: Int, scaling: Float, round: (@Sendable (Float) -> Float)?) {
         func load(_ j: Int, _ t: TensorEntry) throws -> [Float] {
             try LoRAMerger(model: adapters[j].model, adapter: adapters[j], options: options).floats(t)
         }
@@ -140,7 +140,7 @@ public struct LoRAMerger {
         // PEFT creates the combined adapter in the base weight's dtype: its A and B are rounded
         // to it, and so is the delta before it is added.
         guard baseDType != .F32 else { return (a, b, total, Float(scaling), nil) }
-        let round = { (x: Float) -> Float in
+        let round: @Sendable (Float) -> Float = { x in
             baseDType == .BF16 ? Float(bitPattern: FloatBits.bf16ToF32(FloatBits.f32ToBF16(x.bitPattern)))
                                : Float(bitPattern: FloatBits.f16ToF32(FloatBits.f32ToF16(x.bitPattern)))
         }
@@ -172,7 +172,7 @@ public struct LoRAMerger {
                         a.withUnsafeBufferPointer { ap in
                             b.withUnsafeBufferPointer { bp in
                                 LoRADelta.add(to: wp, rows: t.shape[0], cols: t.shape[1], a: ap, b: bp, rank: rank,
-                                              scaling: scaling, fanInFanOut: fanInFanOut, roundDelta: round)
+                                              scaling: scaling, fanInFanOut: fanInFanOut, roundDelta: round, threads: options.threads)
                             }
                         }
                     }

@@ -1,3 +1,5 @@
+import Dispatch
+
 /// The LoRA update PEFT's merge_and_unload adds to a weight on the CPU
 /// (formats/lora-merge.md, "Delta"): delta = (B @ A) * scaling in float32, each element of
 /// B @ A a sequential fused multiply-add over the rank (k = 0 ..< r), which is what torch's
@@ -10,10 +12,30 @@ public enum LoRADelta {
     /// weights stored in the base's 16-bit dtype back to that dtype).
     public static func add(to w: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int,
                            a: UnsafeBufferPointer<Float>, b: UnsafeBufferPointer<Float>, rank r: Int,
-                           scaling: Float, fanInFanOut: Bool, roundDelta: ((Float) -> Float)? = nil) {
+                           scaling: Float, fanInFanOut: Bool, roundDelta: (@Sendable (Float) -> Float)? = nil, threads: Int = 1) {
         let outF = fanInFanOut ? cols : rows, inF = fanInFanOut ? rows : cols
         precondition(w.count == rows * cols && a.count == r * inF && b.count == outF * r)
-        for o in 0..<outF {
+        let job = DeltaJob(w: w, cols: cols, a: a, b: b, r: r, inF: inF, outF: outF, scaling: scaling,
+                           fanInFanOut: fanInFanOut, roundDelta: roundDelta, parts: max(1, min(threads, outF / 64)))
+        if job.parts == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: job.parts) { job.run($0) } }
+    }
+}
+
+/// Output rows of a delta split into `parts` ranges, one per thread; every element is computed
+/// the same way whatever the split.
+struct DeltaJob: @unchecked Sendable {
+    let w: UnsafeMutableBufferPointer<Float>
+    let cols: Int
+    let a: UnsafeBufferPointer<Float>, b: UnsafeBufferPointer<Float>
+    let r: Int, inF: Int, outF: Int
+    let scaling: Float
+    let fanInFanOut: Bool
+    let roundDelta: (@Sendable (Float) -> Float)?
+    let parts: Int
+
+    func run(_ p: Int) {
+        let per = (outF + parts - 1) / parts
+        for o in (p * per)..<min(outF, (p + 1) * per) {
             for i in 0..<inF {
                 var acc: Float = 0
                 for k in 0..<r { acc = acc.addingProduct(b[o * r + k], a[k * inF + i]) }
