@@ -76,6 +76,25 @@ import Testing
         #expect(outs[0] == outs[1] && outs[1] == outs[2] && outs[0] != base)
     }
 
+    /// A bitsandbytes NF4 base (made by transformers): PEFT dequantizes each adapted weight to
+    /// its quant state's dtype, adds the float32 delta and quantizes again; the rest is kept.
+    @Test func nf4BaseLikePEFTOnABitsandbytesModel() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        var r = try TestSupport.ftq(["merge", Self.golden + "/qbase-nf4", Self.golden + "/qbase-lora", "-o", dir + "/m.safetensors", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.data(dir + "/m.safetensors") == Self.data(Self.golden + "/merged-qbase-nf4/model.safetensors"))
+        // A directory base gives a directory with its config (quantization_config included).
+        r = try TestSupport.ftq(["merge", Self.golden + "/qbase-nf4", Self.golden + "/qbase-lora", "-o", dir + "/d", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.data(dir + "/d/model.safetensors") == Self.data(Self.golden + "/merged-qbase-nf4/model.safetensors"))
+        #expect(try Self.data(dir + "/d/config.json") == Self.data(Self.golden + "/qbase-nf4/config.json"))
+        #expect(try TestSupport.ftq(["verify", dir + "/d"]).status == 0)
+        // An adapter whose module is not a 4-bit weight of the base is refused.
+        r = try TestSupport.ftq(["merge", Self.golden + "/qbase-nf4", Self.golden + "/llama-lora", "-o", dir + "/x.safetensors"])
+        #expect(r.status == 3 && (r.stderr.contains("[merge.shape-mismatch]") || r.stderr.contains("[merge.missing-target]")), "\(r.stderr)")
+    }
+
     @Test func gpt2Conv1DWithFanInFanOut() throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }

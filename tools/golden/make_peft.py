@@ -13,6 +13,11 @@ saves after merging them, on the CPU (torch.set_num_threads(1)).
     gpt2-base/         a tiny GPT-2 (Conv1D layers, stored [in, out]), float32
     gpt2-lora/         adapter on c_attn and c_proj with fan_in_fan_out
     merged-gpt2/       the merged GPT-2
+    qbase-bf16/        a tiny Llama (hidden 64, intermediate 128, one layer), bf16
+    qbase-nf4/         it, quantized by transformers + bitsandbytes (NF4 + double quant) and
+                       saved
+    qbase-lora/        an adapter for it (r 4, alpha 8, q_proj and down_proj)
+    merged-qbase-nf4/  PEFT's merge_and_unload into the quantized model
     README.md          provenance: versions, command, sha256 of every file
 
 Needs torch, transformers, peft (0.21). usage: make_peft.py [--out-dir DIR]
@@ -107,11 +112,44 @@ def main():
         if os.path.exists(p):
             os.remove(p)
 
+    # A quantized base: a tiny Llama whose input features are multiples of 64 (bitsandbytes'
+    # AVX-512 dequantizer is wrong on other shapes), quantized on load by transformers (NF4 with
+    # double quantization), an adapter for it, and PEFT's merge into the quantized model
+    # (it dequantizes, adds the float32 delta and quantizes again).
+    from transformers import BitsAndBytesConfig, LlamaConfig
+    torch.manual_seed(11)
+    q = AutoModelForCausalLM.from_config(LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                                     tie_word_embeddings=False))
+    with torch.no_grad():
+        for p_ in q.parameters():
+            p_.normal_(0, 0.05)
+    qb = os.path.join(out, "qbase-bf16")
+    q.to(torch.bfloat16).save_pretrained(qb, safe_serialization=True)
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"], lora_dropout=0.0, init_lora_weights=False)
+    m = get_peft_model(AutoModelForCausalLM.from_pretrained(qb, dtype=torch.float32), cfg)
+    randomize(m, 500)
+    m.save_pretrained(os.path.join(out, "qbase-lora"))
+    for tag, qc in [("nf4", BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                              bnb_4bit_compute_dtype=torch.bfloat16))]:
+        base = AutoModelForCausalLM.from_pretrained(qb, quantization_config=qc, device_map="cpu", dtype=torch.bfloat16)
+        base.save_pretrained(os.path.join(out, f"qbase-{tag}"), safe_serialization=True)
+        base = AutoModelForCausalLM.from_pretrained(os.path.join(out, f"qbase-{tag}"), device_map="cpu")
+        m = PeftModel.from_pretrained(base, os.path.join(out, "qbase-lora"))
+        merged = m.merge_and_unload()
+        # transformers 5.24's save_pretrained cannot revert the weight conversions of a model
+        # loaded from a quantized checkpoint: the state dict it would save is saved directly.
+        from safetensors.torch import save_file
+        d = os.path.join(out, f"merged-qbase-{tag}")
+        os.makedirs(d, exist_ok=True)
+        save_file({k: v.detach().contiguous() for k, v in merged.state_dict().items()}, os.path.join(d, "model.safetensors"),
+                  metadata={"format": "pt"})
+
     # Adapter configs name their base relative to the repository (PEFT writes the path it was
     # given); PEFT's model-card READMEs are not kept.
     import json
     for name, base in [("llama-lora", "testdata/golden/bnb-model/source"), ("llama-rslora", "testdata/golden/bnb-model/source"),
-                       ("gpt2-lora", "testdata/golden/peft/gpt2-base")]:
+                       ("gpt2-lora", "testdata/golden/peft/gpt2-base"), ("qbase-lora", "testdata/golden/peft/qbase-bf16")]:
         p = os.path.join(out, name, "adapter_config.json")
         with open(p) as fh:
             d = json.load(fh)

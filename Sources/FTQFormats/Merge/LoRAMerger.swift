@@ -68,6 +68,9 @@ public struct LoRAMerger {
     }
 
     public func run(to target: OutputTarget) throws -> [WrittenFile] {
+        if model.format == .safetensors && BnBDequantizer.detect(model) {
+            return try QuantizedBaseMerge(self).run(to: target)
+        }
         let conv = Converter(model: model, options: options)
         try conv.refuseInputAsOutput(target.path)
         for t in model.tensors where t.type.plainDType == nil {

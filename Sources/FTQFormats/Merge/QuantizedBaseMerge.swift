@@ -1,0 +1,196 @@
+import FTQCore
+import FTQKernels
+
+/// Merging into a bitsandbytes 4-bit base, as PEFT's merge into a Linear4bit does on the CPU
+/// (formats/lora-merge.md, "4-bit bases"): each adapted weight is dequantized to its quant
+/// state's dtype, the float32 delta is added, and the float32 sum is quantized again with the
+/// same type, block size and double quantization (its quant state then says float32).
+struct QuantizedBaseMerge {
+    let merger: LoRAMerger
+    var model: Model { merger.model }
+    let bnb: BnBDequantizer
+
+    /// A merged 4-bit weight's small parts, from the first pass.
+    struct Small {
+        var absmax: [Float]
+        var dq: BnBDoubleQuant?
+        var json: [UInt8]
+    }
+
+    init(_ merger: LoRAMerger) {
+        self.merger = merger
+        bnb = BnBDequantizer(model: merger.model, options: ConvertOptions())
+    }
+
+    /// Adapted 4-bit weights: the packed tensor's index -> (its parts, its updates).
+    func plan() throws -> [Int: (BnBDequantizer.FourBit, LoRAMerger.Update)] {
+        var byName: [ExactName: BnBDequantizer.FourBit] = [:]
+        for o in try bnb.outputs(defaultInt8: .F16) {
+            if case let .fourBit(f) = o.item { byName[ExactName(o.name)] = f }
+            if case .int8 = o.item {
+                throw FTQError.invalid("merge.base-dtype", file: model.path, "int8 bases are not supported yet (tensor \"\(o.name)\")")
+            }
+        }
+        var out: [Int: (BnBDequantizer.FourBit, LoRAMerger.Update)] = [:]
+        var updates: [String: LoRAMerger.Update] = [:]
+        for (j, adapter) in merger.adapters.enumerated() {
+            for m in adapter.modules {
+                guard let f = byName[ExactName(m.name + ".weight")] else {
+                    throw FTQError.invalid("merge.missing-target", file: model.path,
+                        "the adapter \(adapter.path) targets module \"\(m.name)\", but the base has no 4-bit weight \"\(m.name).weight\" (merging into the kept tensors of a quantized base is not supported yet)")
+                }
+                let outF = m.b.shape[0], inF = m.a.shape[1]
+                let want = merger.fanInFanOut ? [inF, outF] : [outF, inF]
+                guard f.shape == want else {
+                    throw FTQError.invalid("merge.shape-mismatch", file: model.path,
+                        "weight \"\(m.name).weight\" is \(f.shape), but the adapter's module \"\(m.name)\" needs \(want)")
+                }
+                updates[m.name, default: []].append((j, m))
+                out[f.weight] = (f, updates[m.name]!)
+            }
+        }
+        return out
+    }
+
+    /// The merged float32 values of one weight: dequantized, rounded to the quant state's dtype,
+    /// plus the delta.
+    func merged(_ f: BnBDequantizer.FourBit, _ update: LoRAMerger.Update) throws -> [Float] {
+        let absmax = try bnb.expandedAbsmax(f)
+        let codec = try bnb.codec(f)
+        let packed = try model.read(model.tensors[f.weight])
+        var w = [Float](repeating: 0, count: f.count)
+        packed.withUnsafeBytes { p in
+            absmax.withUnsafeBufferPointer { a in w.withUnsafeMutableBufferPointer { codec.dequantize(p, absmax: a, count: f.count, into: $0) } }
+        }
+        if f.dtype != .F32 {
+            var half = [UInt8](repeating: 0, count: f.count * 2)
+            w.withUnsafeBytes { src in half.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: f.dtype, count: f.count, src: src, dst: $0) } }
+            half.withUnsafeBytes { src in w.withUnsafeMutableBytes { DTypeConversion.convert(from: f.dtype, to: .F32, count: f.count, src: src, dst: $0) } }
+        }
+        let (a, b, rank, scaling, round) = try merger.factors(update, baseDType: .F32)
+        w.withUnsafeMutableBufferPointer { wp in
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    LoRADelta.add(to: wp, rows: f.shape[0], cols: f.shape[1], a: ap, b: bp, rank: rank, scaling: scaling,
+                                  fanInFanOut: merger.fanInFanOut, roundDelta: round, threads: merger.options.threads)
+                }
+            }
+        }
+        for v in w where !v.isFinite {
+            throw FTQError.invalid("merge.non-finite", file: model.path, "merging gives non-finite values in \"\(model.tensors[f.weight].name)\"")
+        }
+        return w
+    }
+
+    /// First pass: every merged weight's absmax, double quantization and quant state.
+    func smallParts(_ plan: [Int: (BnBDequantizer.FourBit, LoRAMerger.Update)]) throws -> [Int: Small] {
+        var out: [Int: Small] = [:]
+        for (k, (f, update)) in plan {
+            let w = try merged(f, update)
+            let codec = BnB4BitCodec(type: f.type, blocksize: f.blocksize)
+            var absmax = [Float](repeating: 0, count: codec.blocks(f.count))
+            _ = w.withUnsafeBufferPointer { x in absmax.withUnsafeMutableBufferPointer { codec.absmax(x, isEnd: true, into: $0) } }
+            let dq = f.nestedAbsmax != nil ? absmax.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) } : nil
+            var s = "{\"quant_type\": \"\(f.type.rawValue)\", \"blocksize\": \(f.blocksize), \"dtype\": \"float32\", "
+            s += "\"shape\": [" + f.shape.map(String.init).joined(separator: ", ") + "]"
+            if let dq { s += ", \"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": \(BnBQuantizer.pythonRepr(Double(dq.offset)))" }
+            out[k] = Small(absmax: absmax, dq: dq, json: Array((s + "}").utf8))
+        }
+        return out
+    }
+
+    func run(to target: OutputTarget) throws -> [WrittenFile] {
+        let conv = Converter(model: merger.model, options: merger.options)
+        try conv.refuseInputAsOutput(target.path)
+        let plan = try plan()
+        let small = try smallParts(plan)
+        // Output tensor name -> what replaces the base's bytes.
+        enum Part { case packed(Int), absmax(Int), nested(Int), state(Int) }
+        var parts: [ExactName: Part] = [:]
+        for (k, (f, _)) in plan {
+            parts[ExactName(model.tensors[k].name)] = .packed(k)
+            parts[ExactName(model.tensors[f.absmax].name)] = .absmax(k)
+            if let n = f.nestedAbsmax { parts[ExactName(model.tensors[n].name)] = .nested(k) }
+            let p = model.tensors[k].name + ".quant_state.bitsandbytes__" + f.type.rawValue
+            parts[ExactName(p)] = .state(k)
+        }
+        func bytes(_ part: Part) throws -> [UInt8] {
+            switch part {
+            case let .packed(k):
+                let (f, update) = plan[k]!
+                let w = try merged(f, update)
+                let codec = BnB4BitCodec(type: f.type, blocksize: f.blocksize)
+                var packed = [UInt8](repeating: 0, count: BnB4BitCodec.packedBytes(f.count))
+                var absmax = [Float](repeating: 0, count: codec.blocks(f.count))
+                w.withUnsafeBufferPointer { x in
+                    packed.withUnsafeMutableBytes { p in absmax.withUnsafeMutableBufferPointer { codec.quantize(x, isEnd: true, packed: p, absmax: $0) } }
+                }
+                return packed
+            case let .absmax(k):
+                let s = small[k]!
+                return s.dq?.q ?? BnBQuantizer.littleEndian(s.absmax)
+            case let .nested(k):
+                return BnBQuantizer.littleEndian(small[k]!.dq!.nestedAbsmax)
+            case let .state(k):
+                return small[k]!.json
+            }
+        }
+        let specs = try model.tensors.map { t -> (name: String, dtype: DType, shape: [Int]) in
+            guard let d = t.type.plainDType else {
+                throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path, "tensor \"\(t.name)\" is \(t.type.name)")
+            }
+            if case let .state(k)? = parts[ExactName(t.name)] { return (t.name, d, [small[k]!.json.count]) }
+            return (t.name, d, t.shape)
+        }
+        let buffers = ChunkBuffers()
+        let meta = conv.sourceSafetensorsMetadata() ?? [("format", "pt")]
+        func write(_ indices: [Int], to path: String, name: String?, progress: Progress?) throws -> (OutputFile, WrittenFile) {
+            let sub = indices.map { specs[$0] }
+            let layout = try conv.naming(path) { try SafetensorsLayout(tensors: sub, metadata: meta) }
+            let out = try OutputFile(path, overwrite: merger.options.overwrite)
+            let hashes = merger.options.digest.map { HashPipeline($0) }
+            var written: [WrittenTensor] = []
+            do {
+                let prog = progress ?? Progress(label: "merge", totalBytes: layout.fileSize, quiet: merger.options.quiet)
+                try out.write(layout.headerBytes)
+                hashes?.feed(layout.headerBytes, tensor: false)
+                var offset = layout.headerBytes.count
+                for item in layout.items {
+                    let t = model.tensors[indices[item.source]]
+                    if let part = parts[ExactName(t.name)] {
+                        hashes?.beginTensor()
+                        let b = try bytes(part)
+                        precondition(b.count == item.nbytes)
+                        try b.withUnsafeBytes { try out.write($0); hashes?.feed($0, tensor: true) }
+                        prog.advance(b.count)
+                        hashes?.endTensor()
+                    } else {
+                        try conv.copy(t, as: nil, to: out, progress: prog, buffers: buffers, hashes: hashes)
+                    }
+                    written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape, offset: offset, nbytes: item.nbytes, sha256: nil))
+                    offset += item.nbytes
+                }
+                if progress == nil { prog.finish() }
+                try out.finish()
+            } catch {
+                out.abort()
+                throw error
+            }
+            return (out, Converter.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize, tensors: written, hashes: hashes))
+        }
+        switch target {
+        case let .safetensorsFile(path):
+            try conv.refuseExistingSidecars(of: path)
+            return try conv.commitWithSidecars(try write(Array(model.tensors.indices), to: path, name: nil, progress: nil))
+        case let .hfDirectory(dir, maxShardSize):
+            let sizes = specs.map { s in s.dtype.byteCount(elements: s.shape.reduce(1, *)) ?? Int.max }
+            let extra = try CompanionFiles.read(model) { bytes, _ in bytes }
+            return try conv.writeDirectory(dir, maxShardSize: maxShardSize, names: specs.map(\.name), sizes: sizes,
+                                           parameters: model.tensors.reduce(0) { $0 + $1.elementCount }, extraFiles: extra) { idx, staged, name, prog in
+                try write(idx, to: staged, name: name, progress: prog)
+            }
+        case .gguf:
+            throw FTQError.usage("usage.conflict", "ftq merge writes the base's form: a .safetensors file or a directory")
+        }
+    }
+}
