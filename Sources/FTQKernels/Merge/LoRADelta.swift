@@ -35,12 +35,21 @@ struct DeltaJob: @unchecked Sendable {
 
     func run(_ p: Int) {
         let per = (outF + parts - 1) / parts
+        // One output row at a time: its accumulators for every column, each updated over k in
+        // order (the same operations per element as a k-inner loop; contiguous rows of A).
+        let acc = UnsafeMutableBufferPointer<Float>.allocate(capacity: inF)
+        defer { acc.deallocate() }
+        let ap = a.baseAddress!
         for o in (p * per)..<min(outF, (p + 1) * per) {
+            acc.initialize(repeating: 0)
+            for k in 0..<r {
+                let bk = b[o * r + k]
+                let row = ap + k * inF
+                for i in 0..<inF { acc[i] = acc[i].addingProduct(bk, row[i]) }
+            }
             for i in 0..<inF {
-                var acc: Float = 0
-                for k in 0..<r { acc = acc.addingProduct(b[o * r + k], a[k * inF + i]) }
                 let idx = fanInFanOut ? i * cols + o : o * cols + i
-                let delta = acc * scaling
+                let delta = acc[i] * scaling
                 w[idx] = w[idx] + (roundDelta?(delta) ?? delta)
             }
         }
