@@ -101,7 +101,10 @@ struct Merge: ParsableCommand {
         opts.threads = threads.count
         opts.sidecars = ArtifactPaths.manifestSidecars(command: command, options: options, inputPaths: inputPaths,
                                                        manifestDirectory: manifestDir, threads: threads.count)
-        let merger = LoRAMerger(model: model, adapters: loaded, weights: w, options: opts)
+        var merger = LoRAMerger(model: model, adapters: loaded, weights: w, options: opts)
+        // Merging into a quantized base always reports what requantizing adds.
+        let report = merger.baseIsQuantized ? QuantizationReport() : nil
+        merger.report = report
         let modules = Set(loaded.flatMap { $0.modules.map(\.name) }).count
         let written = try merger.run(to: outputTarget)
         let models = written.filter { !$0.tensors.isEmpty }
@@ -109,6 +112,7 @@ struct Merge: ParsableCommand {
             let v = JSONValue.object([
                 ("base", .string(base)), ("adapters", .array(adapters.map { .string($0) })),
                 ("merged_modules", .int(modules)),
+                ("requantization_error", report.map { Compare.reportJSON($0.comparison) } ?? .null),
                 ("outputs", .array(written.map { w in
                     .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors.count))])
                 })),
@@ -116,7 +120,8 @@ struct Merge: ParsableCommand {
             try printOut(JSONText.serialize(v, indent: 2) + "\n")
         } else {
             try printOut(models.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined()
-                         + "merged \(modules) modules from \(adapters.count) adapter\(adapters.count == 1 ? "" : "s")\n")
+                         + "merged \(modules) modules from \(adapters.count) adapter\(adapters.count == 1 ? "" : "s")\n"
+                         + (report.map { "\nerror that requantizing adds, against the float32 merge:\n" + Compare.textReport($0.comparison, markdown: false) } ?? ""))
         }
     }
 }

@@ -84,6 +84,13 @@ import Testing
         var r = try TestSupport.ftq(["merge", Self.golden + "/qbase-nf4", Self.golden + "/qbase-lora", "-o", dir + "/m.safetensors", "-q"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try Self.data(dir + "/m.safetensors") == Self.data(Self.golden + "/merged-qbase-nf4/model.safetensors"))
+        // The error that requantizing adds is always reported, per merged weight.
+        r = try TestSupport.ftq(["merge", Self.golden + "/qbase-nf4", Self.golden + "/qbase-lora", "-o", dir + "/j.safetensors", "--json", "-q"])
+        let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let rep = try #require(doc["requantization_error"] as? [String: Any])
+        let tensors = rep["tensors"] as! [[String: Any]]
+        #expect(Set(tensors.map { $0["name"] as! String }) == ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"])
+        #expect(tensors.allSatisfy { ($0["relative_frobenius"] as? Double ?? 0) > 0.01 && $0["type_a"] as? String == "F32" })
         // A directory base gives a directory with its config (quantization_config included).
         r = try TestSupport.ftq(["merge", Self.golden + "/qbase-nf4", Self.golden + "/qbase-lora", "-o", dir + "/d", "-q"])
         #expect(r.status == 0, "\(r.stderr)")

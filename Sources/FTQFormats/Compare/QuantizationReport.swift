@@ -11,8 +11,12 @@ public final class QuantizationReport: @unchecked Sendable {
     public init(sourceIsGGUF: Bool = false) { gguf = sourceIsGGUF }
 
     func add(_ t: TensorEntry, type: String, stats: ErrorStats) {
-        tensors.append(TensorComparison(name: t.name, kind: Comparison.kind(of: t.name, gguf: gguf), layer: Comparison.layer(of: t.name),
-                                        shape: t.shape, typeA: t.type.name, typeB: type, stats: stats))
+        add(name: t.name, shape: t.shape, typeA: t.type.name, typeB: type, stats: stats)
+    }
+
+    func add(name: String, shape: [Int], typeA: String, typeB: String, stats: ErrorStats) {
+        tensors.append(TensorComparison(name: name, kind: Comparison.kind(of: name, gguf: gguf), layer: Comparison.layer(of: name),
+                                        shape: shape, typeA: typeA, typeB: typeB, stats: stats))
     }
 
     /// The figures in the form `ftq compare` reports them.

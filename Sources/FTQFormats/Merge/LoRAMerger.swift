@@ -11,6 +11,9 @@ public struct LoRAMerger {
     /// "cat") combines them (formats/lora-merge.md, "Several adapters"); nil for one adapter.
     public let weights: [Double]?
     public let options: ConvertOptions
+    /// For a 4-bit base: receives, per merged weight, the error of the requantized output
+    /// against the ideal float32 merge.
+    public var report: QuantizationReport? = nil
 
     public init(model: Model, adapter: LoRAAdapter, options: ConvertOptions) {
         self.init(model: model, adapters: [adapter], weights: nil, options: options)
@@ -204,4 +207,9 @@ public struct LoRAMerger {
         }
         return (out, Converter.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize, tensors: written, hashes: hashes))
     }
+}
+
+extension LoRAMerger {
+    /// True when the base is in a bitsandbytes layout (merged, then quantized again).
+    public var baseIsQuantized: Bool { model.format == .safetensors && BnBDequantizer.detect(model) }
 }

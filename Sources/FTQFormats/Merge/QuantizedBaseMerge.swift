@@ -125,6 +125,15 @@ struct QuantizedBaseMerge {
                 w.withUnsafeBufferPointer { x in
                     packed.withUnsafeMutableBytes { p in absmax.withUnsafeMutableBufferPointer { codec.quantize(x, isEnd: true, packed: p, absmax: $0) } }
                 }
+                if let report = merger.report {
+                    // What requantizing costs: the output's values against the ideal float32 merge.
+                    let stored = small[k]!.dq?.expand() ?? small[k]!.absmax
+                    var y = [Float](repeating: 0, count: f.count)
+                    packed.withUnsafeBytes { p in stored.withUnsafeBufferPointer { a in y.withUnsafeMutableBufferPointer { codec.dequantize(p, absmax: a, count: f.count, into: $0) } } }
+                    var e = ErrorStats()
+                    w.withUnsafeBufferPointer { x in y.withUnsafeBufferPointer { e.add(x, $0) } }
+                    report.add(name: model.tensors[k].name, shape: f.shape, typeA: "F32", typeB: f.type.rawValue.uppercased(), stats: e)
+                }
                 return packed
             case let .absmax(k):
                 let s = small[k]!
