@@ -42,6 +42,12 @@ struct Merge: ParsableCommand {
     @Option(help: "W1,W2,...: combine several adapters with these weights, as PEFT's add_weighted_adapter(combination_type=\"cat\").")
     var weights: String?
 
+    @Flag(help: "For a quantized base: write the merged model in full precision (its quant states' dtypes, or --dtype).")
+    var dequantize = false
+
+    @Flag(help: "For a quantized base: quantize the merged weights again with the base's codec (the default).")
+    var requantize = false
+
     @Flag(help: "Print what was written as JSON.")
     var json = false
 
@@ -88,10 +94,12 @@ struct Merge: ParsableCommand {
             + ["-o", ArtifactPaths.relative(output, to: manifestDir)]
         if let w { command += ["--weights", w.map { "\($0)" }.joined(separator: ",")] }
         if let target { command += ["--dtype", target.rawValue.lowercased()] }
+        if dequantize { command.append("--dequantize") }
         let options: [(String, JSONValue)] = [
             ("output_format", .string(isFile ? "safetensors" : "hf-directory")),
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
             ("adapters", .int(adapters.count)),
+            ("dequantize", .bool(dequantize)),
             ("weights", w.map { .array($0.map { .double($0) }) } ?? .null),
         ]
         let inputPaths = model.files.map(\.path) + model.auxiliaryFiles + (isDirectory && !isFile ? try CompanionFiles.paths(model) : [])
@@ -102,8 +110,16 @@ struct Merge: ParsableCommand {
         opts.sidecars = ArtifactPaths.manifestSidecars(command: command, options: options, inputPaths: inputPaths,
                                                        manifestDirectory: manifestDir, threads: threads.count)
         var merger = LoRAMerger(model: model, adapters: loaded, weights: w, options: opts)
-        // Merging into a quantized base always reports what requantizing adds.
-        let report = merger.baseIsQuantized ? QuantizationReport() : nil
+        if dequantize && requantize { throw FTQError.usage("usage.conflict", "--dequantize and --requantize are exclusive") }
+        if (dequantize || requantize) && !merger.baseIsQuantized {
+            throw FTQError.usage("usage.conflict", "--dequantize and --requantize apply to quantized bases; \(base) is full precision")
+        }
+        if target != nil && merger.baseIsQuantized && !dequantize {
+            throw FTQError.usage("usage.conflict", "--dtype applies to full-precision outputs: with a quantized base, add --dequantize")
+        }
+        merger.dequantize = dequantize
+        // Merging into a quantized base and quantizing again always reports what that adds.
+        let report = merger.baseIsQuantized && !dequantize ? QuantizationReport() : nil
         merger.report = report
         let modules = Set(loaded.flatMap { $0.modules.map(\.name) }).count
         let written = try merger.run(to: outputTarget)

@@ -102,6 +102,41 @@ import Testing
         #expect(r.status == 3 && (r.stderr.contains("[merge.shape-mismatch]") || r.stderr.contains("[merge.missing-target]")), "\(r.stderr)")
     }
 
+    /// --dequantize: the whole model in full precision; weights the adapter does not touch are
+    /// exactly what `ftq dequantize` gives, merged ones lie where the requantized merge's
+    /// reported error says they do.
+    @Test func nf4BaseDequantized() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let base = Self.golden + "/qbase-nf4", lora = Self.golden + "/qbase-lora"
+        var r = try TestSupport.ftq(["merge", base, lora, "-o", dir + "/full", "--dequantize", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let config = String(decoding: try Self.data(dir + "/full/config.json"), as: UTF8.self)
+        #expect(!config.contains("quantization_config"))
+        r = try TestSupport.ftq(["dequantize", base, "-o", dir + "/plain", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.ftq(["compare", dir + "/plain", dir + "/full", "--json", "-q"])
+        let cmp = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        for t in cmp["tensors"] as! [[String: Any]] {
+            let merged = ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"].contains(t["name"] as! String)
+            #expect((t["identical"] as? Bool) == !merged, "\(t["name"]!)")
+        }
+        r = try TestSupport.ftq(["merge", base, lora, "-o", dir + "/q.safetensors", "--json", "-q"])
+        let rep = (try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any])["requantization_error"] as! [String: Any]
+        r = try TestSupport.ftq(["compare", dir + "/full", dir + "/q.safetensors", "--json", "-q"])
+        let c2 = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let want = Dictionary(uniqueKeysWithValues: (rep["tensors"] as! [[String: Any]]).map { ($0["name"] as! String, $0["relative_frobenius"] as! Double) })
+        for t in c2["tensors"] as! [[String: Any]] {
+            guard let w = want[t["name"] as! String] else { continue }
+            let got = t["relative_frobenius"] as! Double
+            #expect(abs(got - w) < 0.02 * w, "\(t["name"]!): \(got) vs reported \(w)")
+        }
+        for bad in [["--dequantize", "--requantize"], ["--dtype", "f32"]] {
+            #expect(try TestSupport.ftq(["merge", base, lora, "-o", dir + "/x.safetensors"] + bad).status == 2, "\(bad)")
+        }
+        #expect(try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", "-o", dir + "/x.safetensors", "--dequantize"]).status == 2)
+    }
+
     @Test func gpt2Conv1DWithFanInFanOut() throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }

@@ -7,6 +7,9 @@ import FTQKernels
 public struct BnBDequantizer {
     public let model: Model
     public let options: ConvertOptions
+    /// Values that replace a 4-bit weight's decoded ones (by its packed tensor's index): the
+    /// merged weights of `ftq merge --dequantize`.
+    var replacements: [Int: () throws -> [Float]] = [:]
 
     public init(model: Model, options: ConvertOptions) {
         self.model = model
@@ -255,7 +258,18 @@ public struct BnBDequantizer {
                         try model.forEachChunk(of: t, buffer: buffers.read, emit)
                     }
                 case let .fourBit(f):
-                    try dequantize4(f, as: o.dtype, buffers: buffers, emit: emit)
+                    if let values = replacements[f.weight] {
+                        try values().withUnsafeBufferPointer { v in
+                            var at = 0
+                            while at < v.count {
+                                let n = min(1 << 18, v.count - at)
+                                try emitFloats(UnsafeBufferPointer(rebasing: v[at..<(at + n)]), as: o.dtype, buffers: buffers, emit: emit)
+                                at += n
+                            }
+                        }
+                    } else {
+                        try dequantize4(f, as: o.dtype, buffers: buffers, emit: emit)
+                    }
                 case let .int8(w):
                     try dequantizeInt8(w, as: o.dtype, buffers: buffers, emit: emit)
                 }

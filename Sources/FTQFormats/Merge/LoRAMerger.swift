@@ -14,6 +14,9 @@ public struct LoRAMerger {
     /// For a 4-bit base: receives, per merged weight, the error of the requantized output
     /// against the ideal float32 merge.
     public var report: QuantizationReport? = nil
+    /// For a quantized base: write the merged model in full precision instead of quantizing the
+    /// merged weights again.
+    public var dequantize = false
 
     public init(model: Model, adapter: LoRAAdapter, options: ConvertOptions) {
         self.init(model: model, adapters: [adapter], weights: nil, options: options)
@@ -72,7 +75,7 @@ public struct LoRAMerger {
 
     public func run(to target: OutputTarget) throws -> [WrittenFile] {
         if model.format == .safetensors && BnBDequantizer.detect(model) {
-            return try QuantizedBaseMerge(self).run(to: target)
+            return dequantize ? try QuantizedBaseMerge(self).runDequantized(to: target) : try QuantizedBaseMerge(self).run(to: target)
         }
         let conv = Converter(model: model, options: options)
         try conv.refuseInputAsOutput(target.path)

@@ -99,6 +99,17 @@ struct QuantizedBaseMerge {
         return out
     }
 
+    /// `--dequantize`: the whole model in full precision (BnBDequantizer's output, the merged
+    /// weights' ideal float32 values rounded to the output dtype), config.json without its
+    /// quantization_config.
+    func runDequantized(to target: OutputTarget) throws -> [WrittenFile] {
+        var d = BnBDequantizer(model: model, options: merger.options)
+        for (k, (f, update)) in try plan() {
+            d.replacements[k] = { try merged(f, update) }
+        }
+        return try d.run(to: target)
+    }
+
     func run(to target: OutputTarget) throws -> [WrittenFile] {
         let conv = Converter(model: merger.model, options: merger.options)
         try conv.refuseInputAsOutput(target.path)
