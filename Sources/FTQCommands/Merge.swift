@@ -10,7 +10,7 @@ struct Merge: ParsableCommand {
         abstract: "Merge a PEFT LoRA adapter into a full-precision base model, as PEFT's merge_and_unload does.",
         discussion: """
         BASE is a safetensors file or a Hugging Face directory of F32, F16 or BF16 weights, or a \
-        bitsandbytes 4-bit checkpoint (dequantized, merged and quantized again as PEFT does); \
+        bitsandbytes checkpoint (NF4, FP4 or int8: dequantized, merged and quantized again as PEFT does); \
         ADAPTER a PEFT LoRA directory (adapter_config.json, adapter_model.safetensors; r, \
         lora_alpha, use_rslora, rank_pattern, alpha_pattern, fan_in_fan_out). Every adapted \
         weight gets (B @ A) * scaling added in float32 and rounded once to its dtype (or \
@@ -23,7 +23,7 @@ struct Merge: ParsableCommand {
         add_weighted_adapter(adapters, weights, combination_type="cat") followed by \
         merge_and_unload gives (PEFT's "linear" type is not a linear combination of deltas).
 
-        Not yet: DoRA, modules_to_save, int8 and GGUF bases.
+        Not yet: DoRA, modules_to_save, GGUF bases.
         """
     )
 

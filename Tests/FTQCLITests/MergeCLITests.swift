@@ -102,6 +102,19 @@ import Testing
         #expect(r.status == 3 && (r.stderr.contains("[merge.shape-mismatch]") || r.stderr.contains("[merge.missing-target]")), "\(r.stderr)")
     }
 
+    /// An LLM.int8 base: PEFT adds the float32 delta to bitsandbytes' float32 dequantization and
+    /// quantizes again (float16 first, then row-wise).
+    @Test func int8BaseLikePEFTOnABitsandbytesModel() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let r = try TestSupport.ftq(["merge", Self.golden + "/qbase-int8", Self.golden + "/qbase-lora", "-o", dir + "/m.safetensors", "--json", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.data(dir + "/m.safetensors") == Self.data(Self.golden + "/merged-qbase-int8/model.safetensors"))
+        let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let rep = try #require(doc["requantization_error"] as? [String: Any])
+        #expect((rep["tensors"] as! [[String: Any]]).map { $0["type_b"] as? String } == ["INT8", "INT8"])
+    }
+
     /// --dequantize: the whole model in full precision; weights the adapter does not touch are
     /// exactly what `ftq dequantize` gives, merged ones lie where the requantized merge's
     /// reported error says they do.

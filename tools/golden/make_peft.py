@@ -14,10 +14,10 @@ saves after merging them, on the CPU (torch.set_num_threads(1)).
     gpt2-lora/         adapter on c_attn and c_proj with fan_in_fan_out
     merged-gpt2/       the merged GPT-2
     qbase-bf16/        a tiny Llama (hidden 64, intermediate 128, one layer), bf16
-    qbase-nf4/         it, quantized by transformers + bitsandbytes (NF4 + double quant) and
-                       saved
+    qbase-nf4/, qbase-int8/   it, quantized by transformers + bitsandbytes (NF4 + double
+                       quant; LLM.int8) and saved
     qbase-lora/        an adapter for it (r 4, alpha 8, q_proj and down_proj)
-    merged-qbase-nf4/  PEFT's merge_and_unload into the quantized model
+    merged-qbase-nf4/, merged-qbase-int8/  PEFT's merge_and_unload into the quantized models
     README.md          provenance: versions, command, sha256 of every file
 
 Needs torch, transformers, peft (0.21). usage: make_peft.py [--out-dir DIR]
@@ -131,7 +131,8 @@ def main():
     randomize(m, 500)
     m.save_pretrained(os.path.join(out, "qbase-lora"))
     for tag, qc in [("nf4", BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                              bnb_4bit_compute_dtype=torch.bfloat16))]:
+                                              bnb_4bit_compute_dtype=torch.bfloat16)),
+                    ("int8", BitsAndBytesConfig(load_in_8bit=True))]:
         base = AutoModelForCausalLM.from_pretrained(qb, quantization_config=qc, device_map="cpu", dtype=torch.bfloat16)
         base.save_pretrained(os.path.join(out, f"qbase-{tag}"), safe_serialization=True)
         base = AutoModelForCausalLM.from_pretrained(os.path.join(out, f"qbase-{tag}"), device_map="cpu")

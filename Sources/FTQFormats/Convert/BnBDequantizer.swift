@@ -271,7 +271,18 @@ public struct BnBDequantizer {
                         try dequantize4(f, as: o.dtype, buffers: buffers, emit: emit)
                     }
                 case let .int8(w):
-                    try dequantizeInt8(w, as: o.dtype, buffers: buffers, emit: emit)
+                    if let values = replacements[w.weight] {
+                        try values().withUnsafeBufferPointer { v in
+                            var at = 0
+                            while at < v.count {
+                                let n = min(1 << 18, v.count - at)
+                                try emitFloats(UnsafeBufferPointer(rebasing: v[at..<(at + n)]), as: o.dtype, buffers: buffers, emit: emit)
+                                at += n
+                            }
+                        }
+                    } else {
+                        try dequantizeInt8(w, as: o.dtype, buffers: buffers, emit: emit)
+                    }
                 }
                 hashes?.endTensor()
                 written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape,

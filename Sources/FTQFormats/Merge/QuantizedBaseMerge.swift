@@ -1,10 +1,11 @@
 import FTQCore
 import FTQKernels
 
-/// Merging into a bitsandbytes 4-bit base, as PEFT's merge into a Linear4bit does on the CPU
-/// (formats/lora-merge.md, "4-bit bases"): each adapted weight is dequantized to its quant
-/// state's dtype, the float32 delta is added, and the float32 sum is quantized again with the
-/// same type, block size and double quantization (its quant state then says float32).
+/// Merging into a bitsandbytes base, as PEFT's merges into a Linear4bit and a Linear8bitLt do on
+/// the CPU (formats/lora-merge.md, "Quantized bases"): a 4-bit weight is dequantized to its
+/// quant state's dtype, the float32 delta added, and the float32 sum quantized again with the
+/// same type, block size and double quantization (its quant state then says float32); an int8
+/// weight's float32 dequantization plus the delta is quantized again as LLM.int8.
 struct QuantizedBaseMerge {
     let merger: LoRAMerger
     var model: Model { merger.model }
@@ -22,19 +23,44 @@ struct QuantizedBaseMerge {
         bnb = BnBDequantizer(model: merger.model, options: ConvertOptions())
     }
 
+    /// Adapted int8 weights: the weight's index -> (its parts, its updates).
+    func int8Plan() throws -> [Int: (BnBDequantizer.Int8Weight, LoRAMerger.Update)] {
+        var byName: [ExactName: BnBDequantizer.Int8Weight] = [:]
+        for o in try bnb.outputs(defaultInt8: .F16) {
+            if case let .int8(w) = o.item { byName[ExactName(o.name)] = w }
+        }
+        var out: [Int: (BnBDequantizer.Int8Weight, LoRAMerger.Update)] = [:]
+        var updates: [String: LoRAMerger.Update] = [:]
+        for (j, adapter) in merger.adapters.enumerated() {
+            for m in adapter.modules {
+                guard let w = byName[ExactName(m.name + ".weight")] else { continue }
+                let t = model.tensors[w.weight]
+                let outF = m.b.shape[0], inF = m.a.shape[1]
+                let want = merger.fanInFanOut ? [inF, outF] : [outF, inF]
+                guard t.shape == want else {
+                    throw FTQError.invalid("merge.shape-mismatch", file: model.path,
+                        "weight \"\(t.name)\" is \(t.shape), but the adapter's module \"\(m.name)\" needs \(want)")
+                }
+                updates[m.name, default: []].append((j, m))
+                out[w.weight] = (w, updates[m.name]!)
+            }
+        }
+        return out
+    }
+
     /// Adapted 4-bit weights: the packed tensor's index -> (its parts, its updates).
     func plan() throws -> [Int: (BnBDequantizer.FourBit, LoRAMerger.Update)] {
         var byName: [ExactName: BnBDequantizer.FourBit] = [:]
+        var int8Names = Set<ExactName>()
         for o in try bnb.outputs(defaultInt8: .F16) {
             if case let .fourBit(f) = o.item { byName[ExactName(o.name)] = f }
-            if case .int8 = o.item {
-                throw FTQError.invalid("merge.base-dtype", file: model.path, "int8 bases are not supported yet (tensor \"\(o.name)\")")
-            }
+            if case .int8 = o.item { int8Names.insert(ExactName(o.name)) }
         }
         var out: [Int: (BnBDequantizer.FourBit, LoRAMerger.Update)] = [:]
         var updates: [String: LoRAMerger.Update] = [:]
         for (j, adapter) in merger.adapters.enumerated() {
             for m in adapter.modules {
+                if int8Names.contains(ExactName(m.name + ".weight")) { continue }
                 guard let f = byName[ExactName(m.name + ".weight")] else {
                     throw FTQError.invalid("merge.missing-target", file: model.path,
                         "the adapter \(adapter.path) targets module \"\(m.name)\", but the base has no 4-bit weight \"\(m.name).weight\" (merging into the kept tensors of a quantized base is not supported yet)")
@@ -82,6 +108,51 @@ struct QuantizedBaseMerge {
         return w
     }
 
+    /// The merged float32 values of an int8 weight: float32(q * SCB) * float32(1/127), plus the
+    /// delta (PEFT adds to bitsandbytes' float32 dequantization).
+    func mergedInt8(_ w8: BnBDequantizer.Int8Weight, _ update: LoRAMerger.Update) throws -> [Float] {
+        let t = model.tensors[w8.weight]
+        let rows = t.shape[0], cols = t.shape[1]
+        let scb = try bnb.floats(w8.scb)
+        let q = try model.read(t)
+        var w = [Float](repeating: 0, count: rows * cols)
+        q.withUnsafeBytes { raw in
+            let qq = raw.bindMemory(to: Int8.self)
+            w.withUnsafeMutableBufferPointer { wp in
+                for r in 0..<rows {
+                    LLMInt8.dequantizeRow(UnsafeBufferPointer(rebasing: qq[(r * cols)..<((r + 1) * cols)]), scb: scb[r],
+                                          into: UnsafeMutableBufferPointer(rebasing: wp[(r * cols)..<((r + 1) * cols)]))
+                }
+            }
+        }
+        let (a, b, rank, scaling, round) = try merger.factors(update, baseDType: .F32)
+        w.withUnsafeMutableBufferPointer { wp in
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    LoRADelta.add(to: wp, rows: rows, cols: cols, a: ap, b: bp, rank: rank, scaling: scaling,
+                                  fanInFanOut: merger.fanInFanOut, roundDelta: round, threads: merger.options.threads)
+                }
+            }
+        }
+        return w
+    }
+
+    /// LLM.int8 of merged values: rounded to float16 (refused beyond its range), then row-wise.
+    func quantizeInt8(_ w: [Float], rows: Int, cols: Int, name: String) throws -> (cb: [Int8], scb: [Float]) {
+        var cb = [Int8](repeating: 0, count: rows * cols), scb = [Float](repeating: 0, count: rows)
+        var half = [Float](repeating: 0, count: cols)
+        for r in 0..<rows {
+            for i in 0..<cols {
+                half[i] = BnBQuantizer.toHalf(w[r * cols + i])
+                if !half[i].isFinite {
+                    throw FTQError.invalid("merge.non-finite", file: model.path, "merging gives values beyond float16's range in \"\(name)\"")
+                }
+            }
+            scb[r] = half.withUnsafeBufferPointer { h in cb.withUnsafeMutableBufferPointer { LLMInt8.quantizeRow(h, into: UnsafeMutableBufferPointer(rebasing: $0[(r * cols)..<((r + 1) * cols)])) } }
+        }
+        return (cb, scb)
+    }
+
     /// First pass: every merged weight's absmax, double quantization and quant state.
     func smallParts(_ plan: [Int: (BnBDequantizer.FourBit, LoRAMerger.Update)]) throws -> [Int: Small] {
         var out: [Int: Small] = [:]
@@ -107,6 +178,9 @@ struct QuantizedBaseMerge {
         for (k, (f, update)) in try plan() {
             d.replacements[k] = { try merged(f, update) }
         }
+        for (k, (w8, update)) in try int8Plan() {
+            d.replacements[k] = { try mergedInt8(w8, update) }
+        }
         return try d.run(to: target)
     }
 
@@ -115,9 +189,20 @@ struct QuantizedBaseMerge {
         try conv.refuseInputAsOutput(target.path)
         let plan = try plan()
         let small = try smallParts(plan)
+        let int8 = try int8Plan()
+        // int8: the new SCB (small, and first in the file) from a first pass.
+        var int8SCB: [Int: [Float]] = [:]
+        for (k, (w8, update)) in int8 {
+            let t = model.tensors[k]
+            int8SCB[k] = try quantizeInt8(try mergedInt8(w8, update), rows: t.shape[0], cols: t.shape[1], name: t.name).scb
+        }
         // Output tensor name -> what replaces the base's bytes.
-        enum Part { case packed(Int), absmax(Int), nested(Int), state(Int) }
+        enum Part { case packed(Int), absmax(Int), nested(Int), state(Int), int8Weight(Int), scb(Int) }
         var parts: [ExactName: Part] = [:]
+        for (k, (w8, _)) in int8 {
+            parts[ExactName(model.tensors[k].name)] = .int8Weight(k)
+            parts[ExactName(model.tensors[w8.scb].name)] = .scb(k)
+        }
         for (k, (f, _)) in plan {
             parts[ExactName(model.tensors[k].name)] = .packed(k)
             parts[ExactName(model.tensors[f.absmax].name)] = .absmax(k)
@@ -153,6 +238,29 @@ struct QuantizedBaseMerge {
                 return BnBQuantizer.littleEndian(small[k]!.dq!.nestedAbsmax)
             case let .state(k):
                 return small[k]!.json
+            case let .scb(k):
+                return BnBQuantizer.littleEndian(int8SCB[k]!)
+            case let .int8Weight(k):
+                let (w8, update) = int8[k]!
+                let t = model.tensors[k]
+                let w = try mergedInt8(w8, update)
+                let (cb, scb) = try quantizeInt8(w, rows: t.shape[0], cols: t.shape[1], name: t.name)
+                if let report = merger.report {
+                    var y = [Float](repeating: 0, count: w.count)
+                    let cols = t.shape[1]
+                    cb.withUnsafeBufferPointer { c in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            for r in 0..<t.shape[0] {
+                                LLMInt8.dequantizeRow(UnsafeBufferPointer(rebasing: c[(r * cols)..<((r + 1) * cols)]), scb: scb[r],
+                                                      into: UnsafeMutableBufferPointer(rebasing: yp[(r * cols)..<((r + 1) * cols)]))
+                            }
+                        }
+                    }
+                    var e = ErrorStats()
+                    w.withUnsafeBufferPointer { x in y.withUnsafeBufferPointer { e.add(x, $0) } }
+                    report.add(name: t.name, shape: t.shape, typeA: "F32", typeB: "INT8", stats: e)
+                }
+                return cb.map { UInt8(bitPattern: $0) }
             }
         }
         let specs = try model.tensors.map { t -> (name: String, dtype: DType, shape: [Int]) in
