@@ -23,7 +23,7 @@ struct Merge: ParsableCommand {
         add_weighted_adapter(adapters, weights, combination_type="cat") followed by \
         merge_and_unload gives (PEFT's "linear" type is not a linear combination of deltas).
 
-        Not yet: DoRA, modules_to_save, GGUF bases.
+        modules_to_save copies replace the base's tensors. Not yet: DoRA, GGUF bases.
         """
     )
 

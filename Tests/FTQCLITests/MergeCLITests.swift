@@ -9,7 +9,7 @@ import Testing
 
     static func data(_ p: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: p)) }
 
-    @Test(arguments: ["llama-lora", "llama-rslora"], ["bf16", "f16", "f32"])
+    @Test(arguments: ["llama-lora", "llama-rslora", "llama-save"], ["bf16", "f16", "f32"])
     func byteIdenticalToPEFT(_ adapter: String, _ dtype: String) throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }

@@ -4,6 +4,7 @@ saves after merging them, on the CPU (torch.set_num_threads(1)).
 
     llama-lora/        adapter (r 8, alpha 16, q_proj v_proj down_proj; random A and B)
     llama-rslora/      adapter (use_rslora, r 4, alpha 8, rank_pattern and alpha_pattern)
+    llama-save/        adapter (r 4 on q_proj) with modules_to_save ["lm_head"] (a trained copy)
     merged-cat-bf16/   llama-lora and llama-rslora combined by add_weighted_adapter(["a", "b"],
                        [0.7, 0.3], combination_type="cat") and merged into the bf16 Llama
     merged-cat-negative-bf16/  the same with weights [1.5, -0.25]
@@ -43,7 +44,7 @@ def randomize(model, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for n, p in model.named_parameters():
-            if "lora_" in n:
+            if "lora_" in n or "modules_to_save" in n:
                 p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float32) * 0.05)
 
 
@@ -62,6 +63,8 @@ def main():
                                    rank_pattern={"layers.1.mlp.up_proj": 6}, alpha_pattern={"o_proj": 3},
                                    lora_dropout=0.0, init_lora_weights=False),
     }
+    adapters["llama-save"] = LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj"], modules_to_save=["lm_head"],
+                                        lora_dropout=0.0, init_lora_weights=False)
     for i, (name, cfg) in enumerate(adapters.items()):
         base = AutoModelForCausalLM.from_pretrained(SOURCE, dtype=torch.float32)
         m = get_peft_model(base, cfg)
@@ -150,6 +153,7 @@ def main():
     # given); PEFT's model-card READMEs are not kept.
     import json
     for name, base in [("llama-lora", "testdata/golden/bnb-model/source"), ("llama-rslora", "testdata/golden/bnb-model/source"),
+                       ("llama-save", "testdata/golden/bnb-model/source"),
                        ("gpt2-lora", "testdata/golden/peft/gpt2-base"), ("qbase-lora", "testdata/golden/peft/qbase-bf16")]:
         p = os.path.join(out, name, "adapter_config.json")
         with open(p) as fh:

@@ -19,6 +19,9 @@ public struct LoRAAdapter {
     public let configPath: String
     public let fanInFanOut: Bool
     public let modules: [Module]
+    /// `modules_to_save`: whole tensors of the adapter that replace the base's tensors of the
+    /// same name (base tensor name, adapter tensor).
+    public let replacements: [(name: String, tensor: TensorEntry)]
     /// `use_rslora` of the config.
     public let useRSLoRA: Bool
     /// The largest rank the config allows: max(r, every rank_pattern value). PEFT sizes a
@@ -52,8 +55,15 @@ public struct LoRAAdapter {
         let rslora = try bool("use_rslora")
         let fanInFanOut = try bool("fan_in_fan_out")
         if try bool("use_dora") { throw fail("DoRA adapters (use_dora) are not supported yet") }
-        if case let .array(m)? = value("modules_to_save"), !m.isEmpty {
-            throw fail("modules_to_save is not supported yet (the adapter replaces whole modules)")
+        var saved: [String] = []
+        switch value("modules_to_save") {
+        case nil, .null?: break
+        case let .array(m)?:
+            saved = try m.map { v in
+                guard case let .string(s) = v else { throw fail("\"modules_to_save\" must be a list of module names") }
+                return s
+            }
+        default: throw fail("\"modules_to_save\" must be a list of module names")
         }
         func patterns(_ k: String) throws -> [(String, Double)] {
             switch value(k) {
@@ -75,12 +85,25 @@ public struct LoRAAdapter {
         let model = try SafetensorsFile.open(weights)
         var pairs: [String: (a: TensorEntry?, b: TensorEntry?)] = [:]
         var order: [String] = []
+        var replacements: [(name: String, tensor: TensorEntry)] = []
         for t in model.tensors {
             let name = t.name
             var part: String? = nil
             for s in [".lora_A.weight", ".lora_B.weight"] where name.hasByteSuffix(s) { part = s }
             guard let part, name.hasBytePrefix(Self.prefix) else {
-                throw FTQError.invalid("merge.adapter", file: weights, "tensor \"\(name)\" is not a LoRA A or B weight (ftq merges plain LoRA adapters)")
+                // A whole tensor of a module listed in modules_to_save: PEFT's trained copy.
+                let base = String(name.dropFirst(Self.prefix.count))
+                let module = base.split(separator: ".").dropLast().joined(separator: ".")
+                if name.hasBytePrefix(Self.prefix), !name.contains(".lora_"),
+                   saved.contains(where: { module == $0 || module.hasByteSuffix("." + $0) }) {
+                    guard t.type.plainDType?.isConvertibleFloat ?? false else {
+                        throw FTQError.invalid("merge.adapter", file: weights, "tensor \"\(name)\" must be floating point")
+                    }
+                    replacements.append((base, t))
+                    continue
+                }
+                throw FTQError.invalid("merge.adapter", file: weights,
+                    "tensor \"\(name)\" is neither a LoRA A or B weight nor part of a module in modules_to_save (ftq merges plain LoRA adapters)")
             }
             let module = String(name.dropFirst(Self.prefix.count).dropLast(part.count))
             guard let d = t.type.plainDType, d.isConvertibleFloat, t.shape.count == 2 else {
@@ -105,12 +128,13 @@ public struct LoRAAdapter {
             let scaling = rslora ? alpha / r.squareRoot() : alpha / r
             return Module(name: m, a: a, b: b, rank: rank, scaling: scaling)
         }
-        if modules.isEmpty { throw FTQError.invalid("merge.adapter", file: weights, "the adapter holds no LoRA weights") }
+        if modules.isEmpty && replacements.isEmpty { throw FTQError.invalid("merge.adapter", file: weights, "the adapter holds no LoRA weights") }
         self.path = directory
         self.configPath = configPath
         self.model = model
         self.fanInFanOut = fanInFanOut
         self.modules = modules
+        self.replacements = replacements
         self.useRSLoRA = rslora
         self.maxRank = Int(([r] + rankPattern.map(\.1)).max()!)
     }

@@ -73,8 +73,42 @@ public struct LoRAMerger {
         return d
     }
 
+    /// Base tensor index -> (adapter index, the tensor that replaces it): modules_to_save.
+    func replacementPlan(_ updates: [Int: Update]) throws -> [Int: (Int, TensorEntry)] {
+        var index: [ExactName: Int] = [:]
+        for (k, t) in model.tensors.enumerated() { index[ExactName(t.name)] = k }
+        var out: [Int: (Int, TensorEntry)] = [:]
+        for (j, adapter) in adapters.enumerated() {
+            for (name, t) in adapter.replacements {
+                guard let k = index[ExactName(name)] else {
+                    throw FTQError.invalid("merge.missing-target", file: model.path,
+                        "the adapter \(adapter.path) saves module tensor \"\(name)\" (modules_to_save), but the base has no such tensor")
+                }
+                let bt = model.tensors[k]
+                guard bt.shape == t.shape, bt.type.plainDType?.isConvertibleFloat ?? false else {
+                    throw FTQError.invalid("merge.shape-mismatch", file: model.file(of: bt).path,
+                        "tensor \"\(name)\" is \(bt.type.name) \(bt.shape); the adapter's copy (modules_to_save) is \(t.shape)")
+                }
+                if updates[k] != nil || out[k] != nil {
+                    throw FTQError.invalid("merge.adapter-config", file: adapter.configPath,
+                        "tensor \"\(name)\" is both replaced (modules_to_save) and updated, or replaced twice; ftq cannot combine them")
+                }
+                out[k] = (j, t)
+            }
+        }
+        return out
+    }
+
     public func run(to target: OutputTarget) throws -> [WrittenFile] {
+        if weights != nil, adapters.contains(where: { !$0.replacements.isEmpty }) {
+            throw FTQError.invalid("merge.adapter-config", file: adapters[0].configPath,
+                "modules_to_save with several weighted adapters is not supported yet")
+        }
         if model.format == .safetensors && BnBDequantizer.detect(model) {
+            if adapters.contains(where: { !$0.replacements.isEmpty }) {
+                throw FTQError.invalid("merge.adapter-config", file: adapters[0].configPath,
+                    "modules_to_save with a quantized base is not supported yet")
+            }
             return dequantize ? try QuantizedBaseMerge(self).runDequantized(to: target) : try QuantizedBaseMerge(self).run(to: target)
         }
         let conv = Converter(model: model, options: options)
@@ -84,19 +118,20 @@ public struct LoRAMerger {
                 "tensor \"\(t.name)\" is \(t.type.name); ftq merges into bases of plain tensors (quantized bases are not supported yet)")
         }
         let merges = try plan()
+        let replaced = try replacementPlan(merges)
         let buffers = ChunkBuffers()
         let meta = conv.sourceSafetensorsMetadata() ?? [("format", "pt")]
         switch target {
         case let .safetensorsFile(path):
             try conv.refuseExistingSidecars(of: path)
-            return try conv.commitWithSidecars(try write(Array(model.tensors.indices), merges: merges, metadata: meta, to: path,
+            return try conv.commitWithSidecars(try write(Array(model.tensors.indices), merges: merges, replaced: replaced, metadata: meta, to: path,
                                                          name: nil, progress: nil, buffers: buffers))
         case let .hfDirectory(dir, maxShardSize):
             let sizes = model.tensors.map { outDType($0).byteCount(elements: $0.elementCount) ?? Int.max }
             let extra = try CompanionFiles.read(model) { bytes, _ in bytes }
             return try conv.writeDirectory(dir, maxShardSize: maxShardSize, names: model.tensors.map(\.name), sizes: sizes,
                                            parameters: model.tensors.reduce(0) { $0 + $1.elementCount }, extraFiles: extra) { idx, staged, name, prog in
-                try write(idx, merges: merges, metadata: meta, to: staged, name: name, progress: prog, buffers: buffers)
+                try write(idx, merges: merges, replaced: replaced, metadata: meta, to: staged, name: name, progress: prog, buffers: buffers)
             }
         case .gguf:
             throw FTQError.usage("usage.conflict", "ftq merge writes the base's form: a .safetensors file or a directory")
@@ -156,7 +191,7 @@ public struct LoRAMerger {
         return (a.map(round), b.map(round), total, Float(scaling), round)
     }
 
-    func write(_ indices: [Int], merges: [Int: Update], metadata: [(String, String)], to path: String, name: String?,
+    func write(_ indices: [Int], merges: [Int: Update], replaced: [Int: (Int, TensorEntry)], metadata: [(String, String)], to path: String, name: String?,
                progress: Progress?, buffers: ChunkBuffers) throws -> (OutputFile, WrittenFile) {
         let conv = Converter(model: model, options: options)
         let specs = indices.map { (name: model.tensors[$0].name, dtype: outDType(model.tensors[$0]), shape: model.tensors[$0].shape) }
@@ -189,6 +224,21 @@ public struct LoRAMerger {
                     var bytes = [UInt8](repeating: 0, count: item.nbytes)
                     w.withUnsafeBytes { src in
                         bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: d, count: w.count, src: src, dst: $0) }
+                    }
+                    try bytes.withUnsafeBytes { b in
+                        try out.write(b)
+                        hashes?.feed(b, tensor: true)
+                    }
+                    prog.advance(bytes.count)
+                    hashes?.endTensor()
+                } else if let (j, rep) = replaced[k] {
+                    // modules_to_save: the adapter's tensor, converted to this tensor's dtype.
+                    hashes?.beginTensor()
+                    let raw = try adapters[j].model.read(rep)
+                    var bytes = [UInt8](repeating: 0, count: item.nbytes)
+                    let src = rep.type.plainDType!
+                    raw.withUnsafeBytes { r in
+                        bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: src, to: item.dtype, count: rep.elementCount, src: r, dst: $0) }
                     }
                     try bytes.withUnsafeBytes { b in
                         try out.write(b)
