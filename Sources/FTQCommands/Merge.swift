@@ -23,7 +23,9 @@ struct Merge: ParsableCommand {
         add_weighted_adapter(adapters, weights, combination_type="cat") followed by \
         merge_and_unload gives (PEFT's "linear" type is not a linear combination of deltas).
 
-        modules_to_save copies replace the base's tensors. Not yet: DoRA, GGUF bases.
+        modules_to_save copies replace the base's tensors. A GGUF base (F32/F16/BF16, llama.cpp \
+        names; q/k rows in llama.cpp's order for llama) gives a GGUF. Not yet: DoRA, quantized \
+        GGUF bases, llama.cpp's GGUF adapters.
         """
     )
 
@@ -79,16 +81,16 @@ struct Merge: ParsableCommand {
             }
         }
         let model = try ModelOpener.open(base)
-        guard model.format == .safetensors else {
-            throw FTQError.invalid("merge.base-format", file: base, "merging into a GGUF base is not supported yet")
-        }
         let loaded = try adapters.map { try LoRAAdapter(directory: $0) }
         let isDirectory = PathKind.of(model.path) == .directory
-        if output.hasByteSuffix(".gguf") {
-            throw FTQError.usage("usage.conflict", "ftq merge writes safetensors: give -o NAME.safetensors or a directory (got \(output))")
+        if output.hasByteSuffix(".gguf") != (model.format == .gguf) {
+            throw FTQError.usage("usage.conflict", model.format == .gguf
+                ? "a GGUF base gives a GGUF: give -o NAME.gguf (got \(output))"
+                : "ftq merge writes the base's form: give -o NAME.safetensors or a directory (got \(output))")
         }
-        let isFile = output.hasByteSuffix(".safetensors")
-        let outputTarget: OutputTarget = isFile ? .safetensorsFile(output) : .hfDirectory(output, maxShardSize: Converter.defaultMaxShardSize)
+        let isFile = output.hasByteSuffix(".safetensors") || output.hasByteSuffix(".gguf")
+        let outputTarget: OutputTarget = output.hasByteSuffix(".gguf") ? .gguf(output)
+            : isFile ? .safetensorsFile(output) : .hfDirectory(output, maxShardSize: Converter.defaultMaxShardSize)
         let manifestDir = isFile ? splitPath(output).dir : output
         var command = ["ftq", "merge", ArtifactPaths.relative(base, to: manifestDir)] + adapters.map { ArtifactPaths.relative($0, to: manifestDir) }
             + ["-o", ArtifactPaths.relative(output, to: manifestDir)]
@@ -96,7 +98,7 @@ struct Merge: ParsableCommand {
         if let target { command += ["--dtype", target.rawValue.lowercased()] }
         if dequantize { command.append("--dequantize") }
         let options: [(String, JSONValue)] = [
-            ("output_format", .string(isFile ? "safetensors" : "hf-directory")),
+            ("output_format", .string(output.hasByteSuffix(".gguf") ? "gguf" : isFile ? "safetensors" : "hf-directory")),
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
             ("adapters", .int(adapters.count)),
             ("dequantize", .bool(dequantize)),

@@ -150,6 +150,32 @@ import Testing
         #expect(try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", "-o", dir + "/x.safetensors", "--dequantize"]).status == 2)
     }
 
+    /// A GGUF base in llama.cpp's naming and q/k row order (written by gguf-py the way
+    /// convert_hf_to_gguf writes a Llama): the merge equals PEFT's merge into the Hugging Face
+    /// checkpoint, converted the same way (tools/interop/gguf_lora_peer.py).
+    @Test(arguments: [("bf16", "llama-lora"), ("f32", "llama-rslora")])
+    func ggufBaseLikePEFTInLlamaCppOrder(_ dtype: String, _ adapter: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let peer = TestSupport.tool("interop/gguf_lora_peer.py")
+        var hf = Self.source
+        if dtype != "bf16" {
+            hf = dir + "/hf"
+            var r = try TestSupport.ftq(["convert", Self.source, "-o", hf, "--dtype", dtype, "-q"])
+            #expect(r.status == 0, "\(r.stderr)")
+            try FileManager.default.copyItem(atPath: Self.source + "/config.json", toPath: hf + "/config.json")
+            r = try TestSupport.ftq(["verify", hf])
+        }
+        var r = try TestSupport.python(peer, ["make", hf, dir + "/base.gguf"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.ftq(["merge", dir + "/base.gguf", Self.golden + "/" + adapter, "-o", dir + "/m.gguf", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.python(peer, ["check", Self.golden + "/merged-\(adapter)-\(dtype)/model.safetensors", Self.source + "/config.json", dir + "/m.gguf"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(try TestSupport.ftq(["verify", dir + "/m.gguf"]).status == 0)
+        #expect(try TestSupport.ftq(["merge", dir + "/base.gguf", Self.golden + "/" + adapter, "-o", dir + "/m.safetensors"]).status == 2)
+    }
+
     @Test func gpt2Conv1DWithFanInFanOut() throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }

@@ -41,6 +41,9 @@ public struct ConvertOptions: Sendable {
     public var threads = 1
     /// When set, `quantize` measures the error of every quantized tensor while writing it.
     public var report: QuantizationReport? = nil
+    /// GGUF outputs: bytes that replace a tensor's (by model tensor index; same type and size),
+    /// for `merge` into a GGUF base.
+    public var replacement: (@Sendable (Int) throws -> [UInt8]?)? = nil
 
     public init(dtype: DType? = nil, overwrite: Bool = false, quiet: Bool = false, dequantize: Bool = false,
                 digest: DigestMaker? = nil, sidecars: Sidecars? = nil) {
@@ -301,6 +304,13 @@ public struct Converter {
             for (k, item) in layout.items.enumerated() {
                 if let q = quantTargets[k] {
                     try quantizeTensor(model.tensors[k], to: q, out: out, progress: prog, buffers: buffers, hashes: hashes)
+                } else if let bytes = try options.replacement?(k) {
+                    precondition(bytes.count == item.nbytes)
+                    hashes?.beginTensor()
+                    try out.write(bytes)
+                    hashes?.feed(bytes, tensor: true)
+                    hashes?.endTensor()
+                    prog.advance(bytes.count)
                 } else {
                     try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers, hashes: hashes)
                 }

@@ -111,6 +111,13 @@ public struct LoRAMerger {
             }
             return dequantize ? try QuantizedBaseMerge(self).runDequantized(to: target) : try QuantizedBaseMerge(self).run(to: target)
         }
+        if model.format == .gguf {
+            guard case let .gguf(path) = target else {
+                throw FTQError.usage("usage.conflict", "a GGUF base gives a GGUF: give -o NAME.gguf")
+            }
+            if options.dtype != nil { throw FTQError.usage("usage.conflict", "--dtype is not supported with a GGUF base yet") }
+            return try GGUFBaseMerge(merger: self).run(to: path)
+        }
         let conv = Converter(model: model, options: options)
         try conv.refuseInputAsOutput(target.path)
         for t in model.tensors where t.type.plainDType == nil {

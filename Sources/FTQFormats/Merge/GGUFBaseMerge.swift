@@ -1,0 +1,143 @@
+import FTQCore
+import FTQKernels
+
+/// Merging PEFT LoRA adapters into a GGUF base (formats/lora-merge.md, "GGUF bases"): PEFT's
+/// module names are mapped to llama.cpp's tensor names; for the llama architecture the q and k
+/// rows are in llama.cpp's per-head order (convert_hf_to_gguf permutes them), so the delta is
+/// added in Hugging Face order: the rows are unpermuted, the delta added as for a safetensors
+/// base, and the rows permuted back.
+struct GGUFBaseMerge: @unchecked Sendable {
+    let merger: LoRAMerger
+    var model: Model { merger.model }
+
+    /// `model.layers.N.self_attn.q_proj` -> `blk.N.attn_q.weight` (nil if not a Llama-style name).
+    static func ggufName(_ module: String) -> String? {
+        let map = ["self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+                   "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"]
+        if module == "lm_head" { return "output.weight" }
+        if module == "model.embed_tokens" { return "token_embd.weight" }
+        let parts = module.split(separator: ".").map(String.init)
+        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let n = Int(parts[2]), n >= 0 else { return nil }
+        guard let g = map[parts[3...].joined(separator: ".")] else { return nil }
+        return "blk.\(n).\(g).weight"
+    }
+
+    func metadataInt(_ key: String) -> Int? {
+        guard case let .gguf(v)? = model.metadata.first(where: { $0.0 == key })?.1 else { return nil }
+        switch v {
+        case let .u32(x): return Int(x)
+        case let .i32(x): return Int(x)
+        case let .u64(x): return Int(exactly: x)
+        case let .i64(x): return Int(x)
+        case let .u16(x): return Int(x)
+        default: return nil
+        }
+    }
+
+    var architecture: String? {
+        if case let .gguf(.string(s))? = model.metadata.first(where: { $0.0 == "general.architecture" })?.1 { return s }
+        return nil
+    }
+
+    /// GGUF row -> Hugging Face row of a weight llama.cpp permuted for `heads` heads: rows of a
+    /// head h, [h][j][i] (j < 2, i < d/2) in HF order, are stored [h][i][j].
+    static func hfRow(_ r: Int, rows: Int, heads: Int) -> Int {
+        let d = rows / heads
+        let h = r / d, within = r % d
+        let i = within / 2, j = within % 2
+        return h * d + j * (d / 2) + i
+    }
+
+    func run(to path: String) throws -> [WrittenFile] {
+        var index: [ExactName: Int] = [:]
+        for (k, t) in model.tensors.enumerated() { index[ExactName(t.name)] = k }
+        var updates: [Int: (LoRAMerger.Update, heads: Int?)] = [:]
+        let llama = architecture == "llama"
+        let heads = metadataInt("llama.attention.head_count"), kvHeads = metadataInt("llama.attention.head_count_kv") ?? heads
+        for (j, adapter) in merger.adapters.enumerated() {
+            if !adapter.replacements.isEmpty {
+                throw FTQError.invalid("merge.adapter-config", file: adapter.configPath, "modules_to_save with a GGUF base is not supported yet")
+            }
+            for m in adapter.modules {
+                guard let name = Self.ggufName(m.name), let k = index[ExactName(name)] else {
+                    throw FTQError.invalid("merge.missing-target", file: model.path,
+                        "the adapter targets module \"\(m.name)\", which has no GGUF tensor here (llama.cpp names: blk.N.attn_q.weight, ...)")
+                }
+                let t = model.tensors[k]
+                guard let d = t.type.plainDType, d == .F32 || d == .F16 || d == .BF16 else {
+                    throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path,
+                        "tensor \"\(t.name)\" is \(t.type.name); ftq merges into F32, F16 and BF16 GGUF tensors (quantized GGUF bases are not supported yet)")
+                }
+                let want = merger.fanInFanOut ? [m.a.shape[1], m.b.shape[0]] : [m.b.shape[0], m.a.shape[1]]
+                guard t.shape == want else {
+                    throw FTQError.invalid("merge.shape-mismatch", file: model.file(of: t).path,
+                        "tensor \"\(t.name)\" is \(t.shape), but the adapter's module \"\(m.name)\" needs \(want)")
+                }
+                var h: Int? = nil
+                if llama && name.hasByteSuffix(".attn_q.weight") { h = heads }
+                if llama && name.hasByteSuffix(".attn_k.weight") { h = kvHeads }
+                if llama, name.hasByteSuffix(".attn_q.weight") || name.hasByteSuffix(".attn_k.weight") {
+                    guard let hh = h, hh > 0, t.shape[0] % (2 * hh) == 0 else {
+                        throw FTQError.invalid("merge.gguf-heads", file: model.path,
+                            "cannot undo llama.cpp's row order of \"\(name)\": llama.attention.head_count(_kv) is missing or does not divide its rows")
+                    }
+                }
+                var u = updates[k]?.0 ?? []
+                u.append((j, m))
+                updates[k] = (u, h)
+            }
+        }
+        var options = merger.options
+        let plan = Plan(merge: self, updates: updates)
+        options.replacement = { k in try plan.bytes(k) }
+        return try Converter(model: model, options: options).run(to: .gguf(path))
+    }
+
+    func mergedBytes(_ k: Int, _ update: LoRAMerger.Update, heads: Int?) throws -> [UInt8] {
+        let t = model.tensors[k]
+        let d = t.type.plainDType!
+        let rows = t.shape[0], cols = t.shape[1]
+        let stored = try merger.floats(t)
+        // Hugging Face row order (llama.cpp permuted q and k rows per head).
+        var w = stored
+        if let heads {
+            for r in 0..<rows {
+                let src = Self.hfRow(r, rows: rows, heads: heads)
+                for c in 0..<cols { w[src * cols + c] = stored[r * cols + c] }
+            }
+        }
+        let (a, b, rank, scaling, round) = try merger.factors(update, baseDType: d)
+        w.withUnsafeMutableBufferPointer { wp in
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    LoRADelta.add(to: wp, rows: rows, cols: cols, a: ap, b: bp, rank: rank, scaling: scaling,
+                                  fanInFanOut: merger.fanInFanOut, roundDelta: round, threads: merger.options.threads)
+                }
+            }
+        }
+        var out = w
+        if let heads {
+            for r in 0..<rows {
+                let src = Self.hfRow(r, rows: rows, heads: heads)
+                for c in 0..<cols { out[r * cols + c] = w[src * cols + c] }
+            }
+        }
+        var bytes = [UInt8](repeating: 0, count: t.nbytes)
+        out.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: d, count: out.count, src: src, dst: $0) } }
+        return bytes
+    }
+}
+
+/// The merged bytes of each updated tensor, for the GGUF writer.
+final class Plan: @unchecked Sendable {
+    let merge: GGUFBaseMerge
+    let updates: [Int: (LoRAMerger.Update, heads: Int?)]
+    init(merge: GGUFBaseMerge, updates: [Int: (LoRAMerger.Update, heads: Int?)]) {
+        self.merge = merge
+        self.updates = updates
+    }
+    func bytes(_ k: Int) throws -> [UInt8]? {
+        guard let (update, heads) = updates[k] else { return nil }
+        return try merge.mergedBytes(k, update, heads: heads)
+    }
+}
