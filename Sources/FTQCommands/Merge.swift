@@ -23,9 +23,9 @@ struct Merge: ParsableCommand {
         add_weighted_adapter(adapters, weights, combination_type="cat") followed by \
         merge_and_unload gives (PEFT's "linear" type is not a linear combination of deltas).
 
-        modules_to_save copies replace the base's tensors. A GGUF base (F32/F16/BF16, llama.cpp \
-        names; q/k rows in llama.cpp's order for llama) gives a GGUF. Not yet: DoRA, quantized \
-        GGUF bases, llama.cpp's GGUF adapters.
+        modules_to_save copies replace the base's tensors. A GGUF base (llama.cpp names; q/k rows \
+        in llama.cpp's order for llama; quantized tensors decoded, merged and quantized again) \
+        gives a GGUF. Not yet: DoRA, llama.cpp's GGUF adapters.
         """
     )
 
@@ -113,7 +113,7 @@ struct Merge: ParsableCommand {
                                                        manifestDirectory: manifestDir, threads: threads.count)
         var merger = LoRAMerger(model: model, adapters: loaded, weights: w, options: opts)
         if dequantize && requantize { throw FTQError.usage("usage.conflict", "--dequantize and --requantize are exclusive") }
-        if (dequantize || requantize) && !merger.baseIsQuantized {
+        if (dequantize || requantize) && !merger.baseIsQuantized && !merger.ggufBaseIsQuantized {
             throw FTQError.usage("usage.conflict", "--dequantize and --requantize apply to quantized bases; \(base) is full precision")
         }
         if target != nil && merger.baseIsQuantized && !dequantize {
@@ -121,7 +121,7 @@ struct Merge: ParsableCommand {
         }
         merger.dequantize = dequantize
         // Merging into a quantized base and quantizing again always reports what that adds.
-        let report = merger.baseIsQuantized && !dequantize ? QuantizationReport() : nil
+        let report = (merger.baseIsQuantized || merger.ggufBaseIsQuantized) && !dequantize ? QuantizationReport(sourceIsGGUF: model.format == .gguf) : nil
         merger.report = report
         let modules = Set(loaded.flatMap { $0.modules.map(\.name) }).count
         let written = try merger.run(to: outputTarget)

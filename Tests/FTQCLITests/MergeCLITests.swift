@@ -176,6 +176,29 @@ import Testing
         #expect(try TestSupport.ftq(["merge", dir + "/base.gguf", Self.golden + "/" + adapter, "-o", dir + "/m.safetensors"]).status == 2)
     }
 
+    /// A quantized GGUF base: adapted tensors are decoded, merged and quantized again with their
+    /// own type; the blocks equal gguf-py's quantization of the merged values that --dequantize
+    /// writes, and the error requantizing adds is reported.
+    @Test(arguments: ["Q8_0", "Q4_0"])
+    func quantizedGGUFBase(_ type: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let peer = TestSupport.tool("interop/gguf_lora_peer.py")
+        var r = try TestSupport.python(peer, ["make", Self.golden + "/qbase-bf16", dir + "/b.gguf"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.ftq(["quantize", dir + "/b.gguf", "--type", type, "-o", dir + "/bq.gguf", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.ftq(["merge", dir + "/bq.gguf", Self.golden + "/qbase-lora", "-o", dir + "/m.gguf", "--json", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let rep = try #require(doc["requantization_error"] as? [String: Any])
+        #expect(Set((rep["tensors"] as! [[String: Any]]).map { $0["name"] as! String }) == ["blk.0.attn_q.weight", "blk.0.ffn_down.weight"])
+        r = try TestSupport.ftq(["merge", dir + "/bq.gguf", Self.golden + "/qbase-lora", "-o", dir + "/full.gguf", "--dequantize", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.python(peer, ["requant-check", dir + "/full.gguf", dir + "/m.gguf"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    }
+
     @Test func gpt2Conv1DWithFanInFanOut() throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }

@@ -6,6 +6,9 @@ Hugging Face checkpoint, converted the same way.
 
 usage: gguf_lora_peer.py make HF_DIR OUT.gguf
        gguf_lora_peer.py check PEFT_MERGED.safetensors HF_CONFIG.json FTQ_OUTPUT.gguf
+       gguf_lora_peer.py requant-check FULL.gguf QUANTIZED.gguf
+           every tensor of QUANTIZED.gguf whose type gguf-py quantizes (Q8_0, Q4_0, Q4_1, Q5_0,
+           Q5_1) equals gguf-py's quantization of the same tensor of FULL.gguf (float32)
 Prints a JSON report; check exits 1 on any difference."""
 import json
 import sys
@@ -83,11 +86,30 @@ def check(merged, config, ftq_out):
     sys.exit(1 if problems else 0)
 
 
+def requant_check(full, quantized):
+    from gguf.quants import quantize
+    f = {t.name: t for t in GGUFReader(full).tensors}
+    problems, checked = [], 0
+    for t in GGUFReader(quantized).tensors:
+        if t.tensor_type not in (QT.Q8_0, QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1):
+            continue
+        src = f[t.name]
+        shape = [int(x) for x in reversed(src.shape.tolist())]
+        values = np.asarray(src.data, dtype=np.float32).reshape(shape)
+        if quantize(values, t.tensor_type).tobytes() != bytes(t.data.tobytes()):
+            problems.append(f"{t.name}: differs from gguf-py's {t.tensor_type.name}")
+        checked += 1
+    print(json.dumps({"ok": not problems and checked > 0, "problems": problems[:20], "checked": checked}))
+    sys.exit(1 if problems or checked == 0 else 0)
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "make":
         make(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 5 and sys.argv[1] == "check":
         check(*sys.argv[2:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "requant-check":
+        requant_check(*sys.argv[2:])
     else:
         print(__doc__)
         sys.exit(2)

@@ -64,9 +64,16 @@ struct GGUFBaseMerge: @unchecked Sendable {
                         "the adapter targets module \"\(m.name)\", which has no GGUF tensor here (llama.cpp names: blk.N.attn_q.weight, ...)")
                 }
                 let t = model.tensors[k]
-                guard let d = t.type.plainDType, d == .F32 || d == .F16 || d == .BF16 else {
-                    throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path,
-                        "tensor \"\(t.name)\" is \(t.type.name); ftq merges into F32, F16 and BF16 GGUF tensors (quantized GGUF bases are not supported yet)")
+                if let d = t.type.plainDType {
+                    guard d == .F32 || d == .F16 || d == .BF16 else {
+                        throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path,
+                            "tensor \"\(t.name)\" is \(t.type.name); ftq merges into F32, F16, BF16 and quantized GGUF tensors")
+                    }
+                } else if case let .ggml(g) = t.type {
+                    guard GGMLDequantizer.kernel(for: g) != nil, merger.dequantize || GGMLQuantizeType(rawValue: g.name) != nil else {
+                        throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path,
+                            "tensor \"\(t.name)\" is \(g.name); ftq can quantize Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K again (use --dequantize to write it in full precision)")
+                    }
                 }
                 let want = merger.fanInFanOut ? [m.a.shape[1], m.b.shape[0]] : [m.b.shape[0], m.a.shape[1]]
                 guard t.shape == want else {
@@ -88,16 +95,29 @@ struct GGUFBaseMerge: @unchecked Sendable {
             }
         }
         var options = merger.options
+        options.dequantize = merger.dequantize
         let plan = Plan(merge: self, updates: updates)
         options.replacement = { k in try plan.bytes(k) }
         return try Converter(model: model, options: options).run(to: .gguf(path))
     }
 
+    /// A tensor's values as float32 (quantized blocks decoded).
+    func values(_ t: TensorEntry) throws -> [Float] {
+        guard case let .ggml(g) = t.type, t.type.plainDType == nil else { return try merger.floats(t) }
+        let raw = try model.read(t)
+        var out = [Float](repeating: 0, count: t.elementCount)
+        raw.withUnsafeBytes { r in out.withUnsafeMutableBufferPointer { GGMLDequantizer.kernel(for: g)!(r, $0) } }
+        return out
+    }
+
     func mergedBytes(_ k: Int, _ update: LoRAMerger.Update, heads: Int?) throws -> [UInt8] {
         let t = model.tensors[k]
-        let d = t.type.plainDType!
+        // Plain tensors keep their dtype; quantized ones are quantized again (or, with
+        // --dequantize, written as --dtype or F32 like every other quantized tensor).
+        let plain = t.type.plainDType
+        let d = plain ?? .F32
         let rows = t.shape[0], cols = t.shape[1]
-        let stored = try merger.floats(t)
+        let stored = try values(t)
         // Hugging Face row order (llama.cpp permuted q and k rows per head).
         var w = stored
         if let heads {
@@ -106,7 +126,7 @@ struct GGUFBaseMerge: @unchecked Sendable {
                 for c in 0..<cols { w[src * cols + c] = stored[r * cols + c] }
             }
         }
-        let (a, b, rank, scaling, round) = try merger.factors(update, baseDType: d)
+        let (a, b, rank, scaling, round) = try merger.factors(update, baseDType: plain ?? .F32)
         w.withUnsafeMutableBufferPointer { wp in
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
@@ -122,8 +142,28 @@ struct GGUFBaseMerge: @unchecked Sendable {
                 for c in 0..<cols { out[r * cols + c] = w[src * cols + c] }
             }
         }
+        if let plain, !(merger.dequantize && merger.options.dtype != nil) {
+            var bytes = [UInt8](repeating: 0, count: t.nbytes)
+            out.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: plain, count: out.count, src: src, dst: $0) } }
+            return bytes
+        }
+        if merger.dequantize {
+            let target = merger.options.dtype ?? .F32
+            var bytes = [UInt8](repeating: 0, count: out.count * target.bits / 8)
+            out.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: target, count: out.count, src: src, dst: $0) } }
+            return bytes
+        }
+        // Quantized again with the tensor's own type; the error that adds is reported.
+        guard case let .ggml(g) = t.type, let q = GGMLQuantizeType(rawValue: g.name) else { preconditionFailure() }
         var bytes = [UInt8](repeating: 0, count: t.nbytes)
-        out.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: d, count: out.count, src: src, dst: $0) } }
+        out.withUnsafeBufferPointer { x in bytes.withUnsafeMutableBytes { q.quantize(x, into: $0) } }
+        if let report = merger.report {
+            var y = [Float](repeating: 0, count: out.count)
+            bytes.withUnsafeBytes { r in y.withUnsafeMutableBufferPointer { GGMLDequantizer.kernel(for: g)!(r, $0) } }
+            var e = ErrorStats()
+            out.withUnsafeBufferPointer { x in y.withUnsafeBufferPointer { e.add(x, $0) } }
+            report.add(name: t.name, shape: t.shape, typeA: "F32", typeB: g.name, stats: e)
+        }
         return bytes
     }
 }

@@ -115,7 +115,7 @@ public struct LoRAMerger {
             guard case let .gguf(path) = target else {
                 throw FTQError.usage("usage.conflict", "a GGUF base gives a GGUF: give -o NAME.gguf")
             }
-            if options.dtype != nil { throw FTQError.usage("usage.conflict", "--dtype is not supported with a GGUF base yet") }
+            if options.dtype != nil && !dequantize { throw FTQError.usage("usage.conflict", "--dtype with a GGUF base needs --dequantize") }
             return try GGUFBaseMerge(merger: self).run(to: path)
         }
         let conv = Converter(model: model, options: options)
@@ -272,4 +272,11 @@ public struct LoRAMerger {
 extension LoRAMerger {
     /// True when the base is in a bitsandbytes layout (merged, then quantized again).
     public var baseIsQuantized: Bool { model.format == .safetensors && BnBDequantizer.detect(model) }
+}
+
+extension LoRAMerger {
+    /// True when some tensor of a GGUF base is quantized (then merging quantizes again).
+    public var ggufBaseIsQuantized: Bool {
+        model.format == .gguf && model.tensors.contains { $0.type.plainDType == nil }
+    }
 }
