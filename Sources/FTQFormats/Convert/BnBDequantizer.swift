@@ -232,80 +232,36 @@ public struct BnBDequantizer {
                progress: Progress?, buffers: ChunkBuffers) throws -> (OutputFile, WrittenFile) {
         let conv = Converter(model: model, options: options)
         let specs = indices.map { (name: outs[$0].name, dtype: outs[$0].dtype, shape: outs[$0].shape) }
-        let layout = try conv.naming(path) { try SafetensorsLayout(tensors: specs, metadata: metadata) }
-        let out = try OutputFile(path, overwrite: options.overwrite)
-        let hashes = options.digest.map { HashPipeline($0) }
-        var written: [WrittenTensor] = []
-        do {
-            let prog = progress ?? Progress(label: "dequantize", totalBytes: layout.fileSize, quiet: options.quiet)
-            try out.write(layout.headerBytes)
-            hashes?.feed(layout.headerBytes, tensor: false)
-            var offset = layout.headerBytes.count
-            for item in layout.items {
-                let o = outs[indices[item.source]]
-                hashes?.beginTensor()
-                let emit: (UnsafeRawBufferPointer) throws -> Void = { b in
-                    try out.write(b)
-                    hashes?.feed(b, tensor: true)
-                    prog.advance(b.count)
+        return try conv.streamSafetensors(specs, metadata: metadata, to: path, name: name, progress: progress, label: "dequantize") { i, _, emit in
+            let o = outs[indices[i]]
+            switch o.item {
+            case let .copy(k):
+                try conv.copyConverted(model.tensors[k], as: o.dtype, to: emit, buffers: buffers)
+            case let .fourBit(f):
+                if let values = replacements[f.weight] {
+                    try emitAll(try values(), as: o.dtype, buffers: buffers, emit: emit)
+                } else {
+                    try dequantize4(f, as: o.dtype, buffers: buffers, emit: emit)
                 }
-                switch o.item {
-                case let .copy(k):
-                    let t = model.tensors[k]
-                    if let src = t.type.plainDType, src != o.dtype {
-                        try convertFloats(t, from: src, to: o.dtype, buffers: buffers, emit: emit)
-                    } else {
-                        try model.forEachChunk(of: t, buffer: buffers.read, emit)
-                    }
-                case let .fourBit(f):
-                    if let values = replacements[f.weight] {
-                        try values().withUnsafeBufferPointer { v in
-                            var at = 0
-                            while at < v.count {
-                                let n = min(1 << 18, v.count - at)
-                                try emitFloats(UnsafeBufferPointer(rebasing: v[at..<(at + n)]), as: o.dtype, buffers: buffers, emit: emit)
-                                at += n
-                            }
-                        }
-                    } else {
-                        try dequantize4(f, as: o.dtype, buffers: buffers, emit: emit)
-                    }
-                case let .int8(w):
-                    if let values = replacements[w.weight] {
-                        try values().withUnsafeBufferPointer { v in
-                            var at = 0
-                            while at < v.count {
-                                let n = min(1 << 18, v.count - at)
-                                try emitFloats(UnsafeBufferPointer(rebasing: v[at..<(at + n)]), as: o.dtype, buffers: buffers, emit: emit)
-                                at += n
-                            }
-                        }
-                    } else {
-                        try dequantizeInt8(w, as: o.dtype, buffers: buffers, emit: emit)
-                    }
+            case let .int8(w):
+                if let values = replacements[w.weight] {
+                    try emitAll(try values(), as: o.dtype, buffers: buffers, emit: emit)
+                } else {
+                    try dequantizeInt8(w, as: o.dtype, buffers: buffers, emit: emit)
                 }
-                hashes?.endTensor()
-                written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape,
-                                             offset: offset, nbytes: item.nbytes, sha256: nil))
-                offset += item.nbytes
             }
-            if progress == nil { prog.finish() }
-            try out.finish()
-        } catch {
-            out.abort()
-            throw error
         }
-        return (out, Converter.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize,
-                                       tensors: written, hashes: hashes))
     }
 
-    func convertFloats(_ t: TensorEntry, from src: DType, to dst: DType, buffers: ChunkBuffers,
-                       emit: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let inSize = src.bits / 8, outSize = dst.bits / 8
-        try model.forEachChunk(of: t, granule: inSize, buffer: buffers.read) { chunk in
-            let n = chunk.count / inSize
-            DTypeConversion.convert(from: src, to: dst, count: n, src: chunk, dst: buffers.converted)
-            try emit(UnsafeRawBufferPointer(rebasing: buffers.converted[0..<(n * outSize)]))
+    /// Writes float32 values as `dtype`, a 1 MiB slice at a time.
+    func emitAll(_ values: [Float], as dtype: DType, buffers: ChunkBuffers, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try values.withUnsafeBufferPointer { v in
+            var at = 0
+            while at < v.count {
+                let n = min(1 << 18, v.count - at)
+                try emitFloats(UnsafeBufferPointer(rebasing: v[at..<(at + n)]), as: dtype, buffers: buffers, emit: emit)
+                at += n
+            }
         }
     }
 

@@ -406,70 +406,46 @@ public struct BnBQuantizer {
     func write(_ outs: [OutputTensor], indices: [Int], plans: [BnBTensorPlan], stats: Stats, metadata: [(String, String)],
                to path: String, name: String?, progress: Progress?, buffers: ChunkBuffers, lines: LineCounter) throws -> (OutputFile, WrittenFile) {
         let specs = indices.map { (name: outs[$0].name, dtype: outs[$0].dtype, shape: outs[$0].shape) }
-        let layout = try Converter(model: model, options: options).naming(path) { try SafetensorsLayout(tensors: specs, metadata: metadata) }
-        let out = try OutputFile(path, overwrite: options.overwrite)
-        let hashes = options.digest.map { HashPipeline($0) }
-        var written: [WrittenTensor] = []
-        do {
-            let prog = progress ?? Progress(label: "quantize", totalBytes: layout.fileSize, quiet: options.quiet)
-            try out.write(layout.headerBytes)
-            hashes?.feed(layout.headerBytes, tensor: false)
-            var offset = layout.headerBytes.count
-            // Absmax vectors made while packing, for the `.absmax` part that follows.
-            var pendingAbsmax: [Int: [Float]] = [:]
-            for item in layout.items {
-                let o = outs[indices[item.source]]
-                hashes?.beginTensor()
-                let emit: (UnsafeRawBufferPointer) throws -> Void = { b in
-                    try out.write(b)
-                    hashes?.feed(b, tensor: true)
-                    prog.advance(b.count)
+        let conv = Converter(model: model, options: options)
+        // Absmax vectors made while packing, for the `.absmax` part that follows.
+        var pendingAbsmax: [Int: [Float]] = [:]
+        return try conv.streamSafetensors(specs, metadata: metadata, to: path, name: name, progress: progress, label: "quantize",
+                                          produce: { i, _, emit in
+            switch outs[indices[i]].part {
+            case let .copy(k):
+                try conv.copyData(model.tensors[k], to: emit, buffers: buffers)
+            case let .bytes(b):
+                try b.withUnsafeBytes(emit)
+            case let .packed(k):
+                // The absmax the output stores (after double quantization), for the report.
+                let stored: [Float]? = report != nil && bnb.doubleQuant ? try doubleQuant(k, stats, buffers: buffers).expand() : nil
+                pendingAbsmax[k] = try pack(k, buffers: buffers, storedAbsmax: stored, emit: emit)
+            case let .absmaxF32(k):
+                let am: [Float]
+                if let a = pendingAbsmax.removeValue(forKey: k) { am = a } else if let a = stats.absmax[k] { am = a } else { am = try absmax4(k, buffers: buffers) }
+                try Self.littleEndian(am).withUnsafeBytes(emit)
+            case let .absmaxU8(k):
+                let d: BnBDoubleQuant
+                if let a = pendingAbsmax.removeValue(forKey: k) {
+                    d = stats.fourBit[k] ?? a.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) }
+                } else {
+                    d = try doubleQuant(k, stats, buffers: buffers)
                 }
-                switch o.part {
-                case let .copy(k):
-                    try Converter(model: model, options: options).copyData(model.tensors[k], to: emit, buffers: buffers)
-                case let .bytes(b):
-                    try b.withUnsafeBytes(emit)
-                case let .packed(k):
-                    // The absmax the output stores (after double quantization), for the report.
-                    let stored: [Float]? = report != nil && bnb.doubleQuant ? try doubleQuant(k, stats, buffers: buffers).expand() : nil
-                    pendingAbsmax[k] = try pack(k, buffers: buffers, storedAbsmax: stored, emit: emit)
-                case let .absmaxF32(k):
-                    let am: [Float]
-                    if let a = pendingAbsmax.removeValue(forKey: k) { am = a } else if let a = stats.absmax[k] { am = a } else { am = try absmax4(k, buffers: buffers) }
-                    try Self.littleEndian(am).withUnsafeBytes(emit)
-                case let .absmaxU8(k):
-                    let d: BnBDoubleQuant
-                    if let a = pendingAbsmax.removeValue(forKey: k) {
-                        d = stats.fourBit[k] ?? a.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) }
-                    } else {
-                        d = try doubleQuant(k, stats, buffers: buffers)
-                    }
-                    try d.q.withUnsafeBytes(emit)
-                case let .nestedAbsmax(k):
-                    try Self.littleEndian(try doubleQuant(k, stats, buffers: buffers).nestedAbsmax).withUnsafeBytes(emit)
-                case let .int8Weight(k):
-                    try int8Weight(k, buffers: buffers, emit: emit)
-                case let .scb(k):
-                    try Self.littleEndian(stats.scb[k]!).withUnsafeBytes(emit)
-                }
-                hashes?.endTensor()
-                written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape,
-                                             offset: offset, nbytes: item.nbytes, sha256: nil))
-                offset += item.nbytes
-                if o.main {
-                    lines.done += 1
-                    tensorLine?(describe(index: o.source, plan: plans[o.source]))
-                }
+                try d.q.withUnsafeBytes(emit)
+            case let .nestedAbsmax(k):
+                try Self.littleEndian(try doubleQuant(k, stats, buffers: buffers).nestedAbsmax).withUnsafeBytes(emit)
+            case let .int8Weight(k):
+                try int8Weight(k, buffers: buffers, emit: emit)
+            case let .scb(k):
+                try Self.littleEndian(stats.scb[k]!).withUnsafeBytes(emit)
             }
-            if progress == nil { prog.finish() }
-            try out.finish()
-        } catch {
-            out.abort()
-            throw error
-        }
-        return (out, Converter.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize,
-                                       tensors: written, hashes: hashes))
+        }, afterTensor: { i in
+            let o = outs[indices[i]]
+            if o.main {
+                lines.done += 1
+                tensorLine?(describe(index: o.source, plan: plans[o.source]))
+            }
+        })
     }
 
     /// Quantizes tensor `k` to packed nibbles, streaming; returns its absmax vector.

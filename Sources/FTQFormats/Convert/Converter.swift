@@ -217,21 +217,46 @@ public struct Converter {
     func writeSafetensors(_ tensors: [TensorEntry], metadata: [(String, String)]?, to path: String,
                           name: String? = nil, progress: Progress? = nil) throws -> (OutputFile, WrittenFile) {
         let specs = try tensors.map { t in (name: t.name, dtype: try targetDType(t), shape: t.shape) }
+        let buffers = ChunkBuffers()
+        return try streamSafetensors(specs, metadata: metadata, to: path, name: name, progress: progress, label: "convert") { i, item, emit in
+            try copyConverted(tensors[i], as: item.dtype, to: emit, buffers: buffers)
+        }
+    }
+
+    /// Writes a safetensors file of `specs` under its temporary name and finishes it (not yet
+    /// renamed): the header, then each tensor in the file's order, whose bytes `produce` passes
+    /// to its `emit` (given the tensor's index in `specs` and its layout item). Every byte is
+    /// hashed while written when hashing; `afterTensor` runs after each tensor.
+    func streamSafetensors(_ specs: [(name: String, dtype: DType, shape: [Int])], metadata: [(String, String)]?, to path: String,
+                           name: String?, progress: Progress?, label: String,
+                           produce: (_ index: Int, _ item: SafetensorsLayout.Item, _ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void,
+                           afterTensor: ((Int) -> Void)? = nil) throws -> (OutputFile, WrittenFile) {
         let layout = try naming(path) { try SafetensorsLayout(tensors: specs, metadata: metadata) }
         let out = try OutputFile(path, overwrite: options.overwrite)
         let hashes = options.digest.map { HashPipeline($0) }
         var written: [WrittenTensor] = []
         do {
-            let prog = progress ?? Progress(label: "convert", totalBytes: layout.fileSize, quiet: options.quiet)
+            let prog = progress ?? Progress(label: label, totalBytes: layout.fileSize, quiet: options.quiet)
             try out.write(layout.headerBytes)
             hashes?.feed(layout.headerBytes, tensor: false)
-            let buffers = ChunkBuffers()
             var offset = layout.headerBytes.count
             for item in layout.items {
-                try copy(tensors[item.source], as: item.dtype, to: out, progress: prog, buffers: buffers, hashes: hashes)
+                hashes?.beginTensor()
+                var produced = 0
+                try produce(item.source, item) { b in
+                    try out.write(b)
+                    hashes?.feed(b, tensor: true)
+                    prog.advance(b.count)
+                    produced += b.count
+                }
+                hashes?.endTensor()
+                guard produced == item.nbytes else {
+                    throw FTQError.invalid("internal.size", file: path, "tensor \"\(item.name)\": \(produced) bytes produced for \(item.nbytes)")
+                }
                 written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape,
                                              offset: offset, nbytes: item.nbytes, sha256: nil))
                 offset += item.nbytes
+                afterTensor?(item.source)
             }
             if progress == nil { prog.finish() }
             try out.finish()
@@ -239,8 +264,26 @@ public struct Converter {
             out.abort()
             throw error
         }
-        return (out, Self.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize,
-                                  tensors: written, hashes: hashes))
+        return (out, Self.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize, tensors: written, hashes: hashes))
+    }
+
+    /// Streams a plain tensor's data converted to `dtype` (unchanged when it already is).
+    func copyConverted(_ t: TensorEntry, as dtype: DType, to emit: (UnsafeRawBufferPointer) throws -> Void, buffers: ChunkBuffers) throws {
+        if t.type.plainDType == nil {
+            // Quantized blocks, decoded to float32 a slice at a time, then converted.
+            return try forEachFloatSlice(t, buffers: buffers) { n in
+                if dtype == .F32 { return try emit(UnsafeRawBufferPointer(rebasing: buffers.floats[0..<(n * 4)])) }
+                DTypeConversion.convert(from: .F32, to: dtype, count: n, src: UnsafeRawBufferPointer(buffers.floats), dst: buffers.converted)
+                try emit(UnsafeRawBufferPointer(rebasing: buffers.converted[0..<(n * dtype.bits / 8)]))
+            }
+        }
+        guard let src = t.type.plainDType, src != dtype else { return try copyData(t, to: emit, buffers: buffers) }
+        let inSize = src.bits / 8, outSize = dtype.bits / 8
+        try model.forEachChunk(of: t, granule: inSize, buffer: buffers.read) { chunk in
+            let n = chunk.count / inSize
+            DTypeConversion.convert(from: src, to: dtype, count: n, src: chunk, dst: buffers.converted)
+            try emit(UnsafeRawBufferPointer(rebasing: buffers.converted[0..<(n * outSize)]))
+        }
     }
 
     // MARK: GGUF

@@ -202,70 +202,36 @@ public struct LoRAMerger {
                progress: Progress?, buffers: ChunkBuffers) throws -> (OutputFile, WrittenFile) {
         let conv = Converter(model: model, options: options)
         let specs = indices.map { (name: model.tensors[$0].name, dtype: outDType(model.tensors[$0]), shape: model.tensors[$0].shape) }
-        let layout = try conv.naming(path) { try SafetensorsLayout(tensors: specs, metadata: metadata) }
-        let out = try OutputFile(path, overwrite: options.overwrite)
-        let hashes = options.digest.map { HashPipeline($0) }
-        var written: [WrittenTensor] = []
-        do {
-            let prog = progress ?? Progress(label: "merge", totalBytes: layout.fileSize, quiet: options.quiet)
-            try out.write(layout.headerBytes)
-            hashes?.feed(layout.headerBytes, tensor: false)
-            var offset = layout.headerBytes.count
-            for item in layout.items {
-                let k = indices[item.source]
-                let t = model.tensors[k]
-                if let update = merges[k] {
-                    hashes?.beginTensor()
-                    // The whole weight in float32 (memory: the largest adapted tensor).
-                    var w = try floats(t)
-                    let (a, b, rank, scaling, round) = try factors(update, baseDType: t.type.plainDType ?? .F32)
-                    w.withUnsafeMutableBufferPointer { wp in
-                        a.withUnsafeBufferPointer { ap in
-                            b.withUnsafeBufferPointer { bp in
-                                LoRADelta.add(to: wp, rows: t.shape[0], cols: t.shape[1], a: ap, b: bp, rank: rank,
-                                              scaling: scaling, fanInFanOut: fanInFanOut, roundDelta: round, threads: options.threads)
-                            }
+        return try conv.streamSafetensors(specs, metadata: metadata, to: path, name: name, progress: progress, label: "merge") { i, item, emit in
+            let k = indices[i]
+            let t = model.tensors[k]
+            if let update = merges[k] {
+                // The whole weight in float32 (memory: the largest adapted tensor).
+                var w = try floats(t)
+                let (a, b, rank, scaling, round) = try factors(update, baseDType: t.type.plainDType ?? .F32)
+                w.withUnsafeMutableBufferPointer { wp in
+                    a.withUnsafeBufferPointer { ap in
+                        b.withUnsafeBufferPointer { bp in
+                            LoRADelta.add(to: wp, rows: t.shape[0], cols: t.shape[1], a: ap, b: bp, rank: rank,
+                                          scaling: scaling, fanInFanOut: fanInFanOut, roundDelta: round, threads: options.threads)
                         }
                     }
-                    let d = item.dtype
-                    var bytes = [UInt8](repeating: 0, count: item.nbytes)
-                    w.withUnsafeBytes { src in
-                        bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: d, count: w.count, src: src, dst: $0) }
-                    }
-                    try bytes.withUnsafeBytes { b in
-                        try out.write(b)
-                        hashes?.feed(b, tensor: true)
-                    }
-                    prog.advance(bytes.count)
-                    hashes?.endTensor()
-                } else if let (j, rep) = replaced[k] {
-                    // modules_to_save: the adapter's tensor, converted to this tensor's dtype.
-                    hashes?.beginTensor()
-                    let raw = try adapters[j].model.read(rep)
-                    var bytes = [UInt8](repeating: 0, count: item.nbytes)
-                    let src = rep.type.plainDType!
-                    raw.withUnsafeBytes { r in
-                        bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: src, to: item.dtype, count: rep.elementCount, src: r, dst: $0) }
-                    }
-                    try bytes.withUnsafeBytes { b in
-                        try out.write(b)
-                        hashes?.feed(b, tensor: true)
-                    }
-                    prog.advance(bytes.count)
-                    hashes?.endTensor()
-                } else {
-                    try conv.copy(t, as: item.dtype == t.type.plainDType ? nil : item.dtype, to: out, progress: prog, buffers: buffers, hashes: hashes)
                 }
-                written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape, offset: offset, nbytes: item.nbytes, sha256: nil))
-                offset += item.nbytes
+                try Self.emit(w, as: item.dtype, emit)
+            } else if let (j, rep) = replaced[k] {
+                // modules_to_save: the adapter's tensor, converted to this tensor's dtype.
+                try Converter(model: adapters[j].model, options: options).copyConverted(rep, as: item.dtype, to: emit, buffers: buffers)
+            } else {
+                try conv.copyConverted(t, as: item.dtype, to: emit, buffers: buffers)
             }
-            if progress == nil { prog.finish() }
-            try out.finish()
-        } catch {
-            out.abort()
-            throw error
         }
-        return (out, Converter.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize, tensors: written, hashes: hashes))
+    }
+
+    /// Float32 values written as `dtype` (rounded to nearest even).
+    static func emit(_ w: [Float], as dtype: DType, _ emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var bytes = [UInt8](repeating: 0, count: w.count * dtype.bits / 8)
+        w.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: dtype, count: w.count, src: src, dst: $0) } }
+        try bytes.withUnsafeBytes(emit)
     }
 }
 

@@ -273,38 +273,14 @@ struct QuantizedBaseMerge {
         let buffers = ChunkBuffers()
         let meta = conv.sourceSafetensorsMetadata() ?? [("format", "pt")]
         func write(_ indices: [Int], to path: String, name: String?, progress: Progress?) throws -> (OutputFile, WrittenFile) {
-            let sub = indices.map { specs[$0] }
-            let layout = try conv.naming(path) { try SafetensorsLayout(tensors: sub, metadata: meta) }
-            let out = try OutputFile(path, overwrite: merger.options.overwrite)
-            let hashes = merger.options.digest.map { HashPipeline($0) }
-            var written: [WrittenTensor] = []
-            do {
-                let prog = progress ?? Progress(label: "merge", totalBytes: layout.fileSize, quiet: merger.options.quiet)
-                try out.write(layout.headerBytes)
-                hashes?.feed(layout.headerBytes, tensor: false)
-                var offset = layout.headerBytes.count
-                for item in layout.items {
-                    let t = model.tensors[indices[item.source]]
-                    if let part = parts[ExactName(t.name)] {
-                        hashes?.beginTensor()
-                        let b = try bytes(part)
-                        precondition(b.count == item.nbytes)
-                        try b.withUnsafeBytes { try out.write($0); hashes?.feed($0, tensor: true) }
-                        prog.advance(b.count)
-                        hashes?.endTensor()
-                    } else {
-                        try conv.copy(t, as: nil, to: out, progress: prog, buffers: buffers, hashes: hashes)
-                    }
-                    written.append(WrittenTensor(name: item.name, dtype: item.dtype.rawValue, shape: item.shape, offset: offset, nbytes: item.nbytes, sha256: nil))
-                    offset += item.nbytes
+            try conv.streamSafetensors(indices.map { specs[$0] }, metadata: meta, to: path, name: name, progress: progress, label: "merge") { i, _, emit in
+                let t = model.tensors[indices[i]]
+                if let part = parts[ExactName(t.name)] {
+                    try bytes(part).withUnsafeBytes(emit)
+                } else {
+                    try conv.copyData(t, to: emit, buffers: buffers)
                 }
-                if progress == nil { prog.finish() }
-                try out.finish()
-            } catch {
-                out.abort()
-                throw error
             }
-            return (out, Converter.written(path: path, name: name ?? splitPath(path).base, bytes: layout.fileSize, tensors: written, hashes: hashes))
         }
         switch target {
         case let .safetensorsFile(path):
