@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import FTQCore
 
 /// Options every command that writes files takes.
 struct OutputOptions: ParsableArguments {
@@ -22,4 +23,15 @@ struct ThreadOptions: ParsableArguments {
     }
 
     var count: Int { threads ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
+/// `--dtype f32|f16|bf16` (also float32, float16, bfloat16): nil when not given.
+func parseDTypeOption(_ value: String?) throws -> DType? {
+    guard let value else { return nil }
+    switch value.lowercased() {
+    case "f32", "float32": return .F32
+    case "f16", "float16": return .F16
+    case "bf16", "bfloat16": return .BF16
+    default: throw FTQError.usage("usage.dtype", "--dtype must be f32, f16 or bf16 (got \"\(value)\")")
+    }
 }

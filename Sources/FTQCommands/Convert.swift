@@ -71,15 +71,7 @@ struct ConversionRun {
     var json: Bool { args.json }
 
     func run() throws {
-        var target: DType?
-        if let dtype {
-            switch dtype.lowercased() {
-            case "f32", "float32": target = .F32
-            case "f16", "float16": target = .F16
-            case "bf16", "bfloat16": target = .BF16
-            default: throw FTQError.usage("usage.dtype", "--dtype must be f32, f16 or bf16 (got \"\(dtype)\")")
-            }
-        }
+        let target = try parseDTypeOption(dtype)
         let outputTarget: OutputTarget
         if output.hasByteSuffix(".gguf") || output.hasByteSuffix(".safetensors") {
             if maxShardSize != nil {

@@ -42,15 +42,7 @@ struct Dequantize: ParsableCommand {
         if out.hasByteSuffix(".gguf") {
             throw FTQError.usage("usage.conflict", "a bitsandbytes checkpoint dequantizes to safetensors: give -o NAME.safetensors or a directory (got \(out))")
         }
-        var dtype: DType? = nil
-        if let d = args.dtype {
-            switch d.lowercased() {
-            case "f32", "float32": dtype = .F32
-            case "f16", "float16": dtype = .F16
-            case "bf16", "bfloat16": dtype = .BF16
-            default: throw FTQError.usage("usage.dtype", "--dtype must be f32, f16 or bf16 (got \"\(d)\")")
-            }
-        }
+        let dtype = try parseDTypeOption(args.dtype)
         let isFile = out.hasByteSuffix(".safetensors")
         if isFile && args.maxShardSize != nil {
             throw FTQError.usage("usage.conflict", "--max-shard-size writes a directory; give -o a directory name, not \(out)")

@@ -71,15 +71,7 @@ struct Merge: ParsableCommand {
         if adapters.count == 1 && w != nil {
             throw FTQError.usage("usage.weights", "--weights combines several adapters; give two or more")
         }
-        var target: DType? = nil
-        if let dtype {
-            switch dtype.lowercased() {
-            case "f32", "float32": target = .F32
-            case "f16", "float16": target = .F16
-            case "bf16", "bfloat16": target = .BF16
-            default: throw FTQError.usage("usage.dtype", "--dtype must be f32, f16 or bf16 (got \"\(dtype)\")")
-            }
-        }
+        let target = try parseDTypeOption(dtype)
         let model = try ModelOpener.open(base)
         let loaded = try adapters.map { try LoRAAdapter(directory: $0) }
         let isDirectory = PathKind.of(model.path) == .directory
