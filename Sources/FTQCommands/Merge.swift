@@ -25,14 +25,14 @@ struct Merge: ParsableCommand {
 
         modules_to_save copies replace the base's tensors. A GGUF base (llama.cpp names; q/k rows \
         in llama.cpp's order for llama; quantized tensors decoded, merged and quantized again) \
-        gives a GGUF. Not yet: DoRA, llama.cpp's GGUF adapters.
+        gives a GGUF; llama.cpp's GGUF LoRA adapters merge into GGUF bases. Not yet: DoRA.
         """
     )
 
     @Argument(help: "The base model (safetensors file or Hugging Face directory).")
     var base: String
 
-    @Argument(help: "PEFT LoRA adapter directories (several need --weights).")
+    @Argument(help: "PEFT LoRA adapter directories, or llama.cpp GGUF LoRA adapters for a GGUF base (several need --weights).")
     var adapters: [String]
 
     @Option(name: .shortAndLong, help: "Output: NAME.safetensors or a directory.")
@@ -73,7 +73,7 @@ struct Merge: ParsableCommand {
         }
         let target = try parseDTypeOption(dtype)
         let model = try ModelOpener.open(base)
-        let loaded = try adapters.map { try LoRAAdapter(directory: $0) }
+        let loaded = try adapters.map { try LoRAAdapter.open($0) }
         let isDirectory = PathKind.of(model.path) == .directory
         if output.hasByteSuffix(".gguf") != (model.format == .gguf) {
             throw FTQError.usage("usage.conflict", model.format == .gguf
@@ -97,7 +97,7 @@ struct Merge: ParsableCommand {
             ("weights", w.map { .array($0.map { .double($0) }) } ?? .null),
         ]
         let inputPaths = model.files.map(\.path) + model.auxiliaryFiles + (isDirectory && !isFile ? try CompanionFiles.paths(model) : [])
-            + loaded.flatMap { [$0.configPath] + $0.model.files.map(\.path) }
+            + loaded.flatMap { ($0.isGGUF ? [] : [$0.configPath]) + $0.model.files.map(\.path) }
         var opts = ConvertOptions(dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet,
                                   digest: FileHashing.sha256, sidecars: nil)
         opts.threads = threads.count

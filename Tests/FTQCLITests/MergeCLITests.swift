@@ -176,6 +176,22 @@ import Testing
         #expect(try TestSupport.ftq(["merge", dir + "/base.gguf", Self.golden + "/" + adapter, "-o", dir + "/m.safetensors"]).status == 2)
     }
 
+    /// A llama.cpp GGUF LoRA adapter (the PEFT adapter converted by convert_lora_to_gguf.py):
+    /// merged into a GGUF base it gives the same bytes as the PEFT adapter itself.
+    @Test func llamaCppGGUFAdapter() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        var r = try TestSupport.python(TestSupport.tool("interop/gguf_lora_peer.py"), ["make", Self.source, dir + "/b.gguf"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.ftq(["merge", dir + "/b.gguf", Self.golden + "/llama-lora.gguf", "-o", dir + "/g.gguf", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try TestSupport.ftq(["merge", dir + "/b.gguf", Self.golden + "/llama-lora", "-o", dir + "/p.gguf", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.data(dir + "/g.gguf") == Self.data(dir + "/p.gguf"))
+        r = try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora.gguf", "-o", dir + "/x.safetensors"])
+        #expect(r.status == 3 && r.stderr.contains("GGUF base"), "\(r.stderr)")
+    }
+
     /// A quantized GGUF base: adapted tensors are decoded, merged and quantized again with their
     /// own type; the blocks equal gguf-py's quantization of the merged values that --dequantize
     /// writes, and the error requantizing adds is reported.

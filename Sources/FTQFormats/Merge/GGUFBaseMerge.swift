@@ -59,7 +59,8 @@ struct GGUFBaseMerge: @unchecked Sendable {
                 throw FTQError.invalid("merge.adapter-config", file: adapter.configPath, "modules_to_save with a GGUF base is not supported yet")
             }
             for m in adapter.modules {
-                guard let name = Self.ggufName(m.name), let k = index[ExactName(name)] else {
+                // A GGUF adapter names GGUF tensors, its q/k rows already in llama.cpp's order.
+                guard let name = adapter.isGGUF ? m.name + ".weight" : Self.ggufName(m.name), let k = index[ExactName(name)] else {
                     throw FTQError.invalid("merge.missing-target", file: model.path,
                         "the adapter targets module \"\(m.name)\", which has no GGUF tensor here (llama.cpp names: blk.N.attn_q.weight, ...)")
                 }
@@ -81,9 +82,10 @@ struct GGUFBaseMerge: @unchecked Sendable {
                         "tensor \"\(t.name)\" is \(t.shape), but the adapter's module \"\(m.name)\" needs \(want)")
                 }
                 var h: Int? = nil
-                if llama && name.hasByteSuffix(".attn_q.weight") { h = heads }
-                if llama && name.hasByteSuffix(".attn_k.weight") { h = kvHeads }
-                if llama, name.hasByteSuffix(".attn_q.weight") || name.hasByteSuffix(".attn_k.weight") {
+                let permuted = llama && !adapter.isGGUF
+                if permuted && name.hasByteSuffix(".attn_q.weight") { h = heads }
+                if permuted && name.hasByteSuffix(".attn_k.weight") { h = kvHeads }
+                if permuted, name.hasByteSuffix(".attn_q.weight") || name.hasByteSuffix(".attn_k.weight") {
                     guard let hh = h, hh > 0, t.shape[0] % (2 * hh) == 0 else {
                         throw FTQError.invalid("merge.gguf-heads", file: model.path,
                             "cannot undo llama.cpp's row order of \"\(name)\": llama.attention.head_count(_kv) is missing or does not divide its rows")

@@ -27,6 +27,9 @@ public struct LoRAAdapter {
     /// The largest rank the config allows: max(r, every rank_pattern value). PEFT sizes a
     /// combined adapter with it.
     public let maxRank: Int
+    /// A llama.cpp GGUF LoRA adapter: module names are GGUF tensor names (without `.weight`),
+    /// and q/k rows are already in llama.cpp's order.
+    public let isGGUF: Bool
 
     static let prefix = "base_model.model."
 
@@ -137,6 +140,67 @@ public struct LoRAAdapter {
         self.replacements = replacements
         self.useRSLoRA = rslora
         self.maxRank = Int(([r] + rankPattern.map(\.1)).max()!)
+        self.isGGUF = false
+    }
+
+    /// Opens a PEFT adapter directory, or a llama.cpp GGUF LoRA adapter file.
+    public static func open(_ path: String) throws -> LoRAAdapter {
+        if path.hasByteSuffix(".gguf") { return try LoRAAdapter(gguf: path) }
+        return try LoRAAdapter(directory: path)
+    }
+
+    /// A llama.cpp LoRA adapter (convert_lora_to_gguf.py): `general.type` "adapter",
+    /// `adapter.type` "lora", `adapter.lora.alpha`, and for each adapted tensor T the pair
+    /// `T.lora_a` [r, in], `T.lora_b` [out, r]; scaling alpha / r in float32, as llama.cpp
+    /// computes it (formats/lora-merge.md, "GGUF adapters").
+    public init(gguf path: String) throws {
+        let model = try ModelOpener.open(path)
+        func meta(_ k: String) -> GGUFValue? {
+            if case let .gguf(v)? = model.metadata.first(where: { $0.0 == k })?.1 { return v }
+            return nil
+        }
+        func fail(_ m: String) -> FTQError { FTQError.invalid("merge.adapter", file: path, m) }
+        guard model.format == .gguf, meta("general.type") == .string("adapter") else { throw fail("not a GGUF adapter (general.type is not \"adapter\")") }
+        guard meta("adapter.type") == .string("lora") else { throw fail("adapter.type is not \"lora\" (ftq merges LoRA adapters)") }
+        var alpha: Float? = nil
+        switch meta("adapter.lora.alpha") {
+        case let .f32(a)?: alpha = a
+        case let .f64(a)?: alpha = Float(a)
+        case nil: alpha = nil
+        default: throw fail("adapter.lora.alpha must be a number")
+        }
+        var pairs: [String: (a: TensorEntry?, b: TensorEntry?)] = [:]
+        var order: [String] = []
+        for t in model.tensors {
+            var part: String? = nil
+            for s in [".lora_a", ".lora_b"] where t.name.hasByteSuffix(s) { part = s }
+            guard let part else { throw fail("tensor \"\(t.name)\" is not a LoRA A or B tensor") }
+            guard let d = t.type.plainDType, d.isConvertibleFloat, t.shape.count == 2 else {
+                throw fail("tensor \"\(t.name)\" must be a 2-D floating-point tensor (quantized adapters are not supported)")
+            }
+            var module = String(t.name.dropLast(part.count))
+            if module.hasByteSuffix(".weight") { module.removeLast(".weight".count) }
+            if pairs[module] == nil { order.append(module); pairs[module] = (nil, nil) }
+            if part == ".lora_a" { pairs[module]!.a = t } else { pairs[module]!.b = t }
+        }
+        modules = try order.map { m in
+            guard let a = pairs[m]!.a, let b = pairs[m]!.b, b.shape[1] == a.shape[0] else {
+                throw fail("module \"\(m)\" lacks its lora_a or lora_b, or their ranks differ")
+            }
+            let rank = a.shape[0]
+            // llama.cpp: scale = alpha / rank in float32 (1 when alpha is absent or 0).
+            let scale: Float = (alpha ?? 0) != 0 ? alpha! / Float(rank) : 1
+            return Module(name: m, a: a, b: b, rank: rank, scaling: Double(scale))
+        }
+        if modules.isEmpty { throw fail("the adapter holds no LoRA tensors") }
+        self.path = path
+        configPath = path
+        self.model = model
+        fanInFanOut = false
+        replacements = []
+        useRSLoRA = false
+        maxRank = modules.map(\.rank).max()!
+        isGGUF = true
     }
 
     /// PEFT's pattern lookup: the first key K (in the config's order) such that the module name

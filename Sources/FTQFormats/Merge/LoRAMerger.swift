@@ -111,6 +111,12 @@ public struct LoRAMerger {
             }
             return dequantize ? try QuantizedBaseMerge(self).runDequantized(to: target) : try QuantizedBaseMerge(self).run(to: target)
         }
+        if model.format != .gguf, let a = adapters.first(where: \.isGGUF) {
+            throw FTQError.invalid("merge.adapter", file: a.path, "a GGUF LoRA adapter merges into a GGUF base")
+        }
+        if adapters.contains(where: \.isGGUF) && adapters.contains(where: { !$0.isGGUF }) {
+            throw FTQError.invalid("merge.adapter", file: adapters[0].path, "PEFT and GGUF adapters cannot be mixed")
+        }
         if model.format == .gguf {
             guard case let .gguf(path) = target else {
                 throw FTQError.usage("usage.conflict", "a GGUF base gives a GGUF: give -o NAME.gguf")
