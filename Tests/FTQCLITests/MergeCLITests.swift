@@ -270,6 +270,8 @@ import Testing
              "merge.shape-mismatch", "q_proj.weight"),
             (#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8}"#, [("\(q).lora_A.weight", [4, 48])], "merge.adapter", "lora_B"),
             (#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8"#, good, "json", "invalid JSON"),
+            (#"{"peft_type": "LORA", "r": 1e9, "lora_alpha": 8}"#, good, "merge.adapter-config", "\"r\""),
+            (#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "rank_pattern": {"q_proj": 100000000}}"#, good, "merge.adapter-config", "rank_pattern"),
         ]
         for (k, (config, tensors, code, words)) in cases.enumerated() {
             let a = dir + "/a\(k)"

@@ -32,6 +32,9 @@ public struct LoRAAdapter {
     public let isGGUF: Bool
 
     static let prefix = "base_model.model."
+    /// The largest LoRA rank ftq accepts (configs come from the internet; real ranks are far
+    /// smaller).
+    public static let rankLimit = 65536
 
     public init(directory: String) throws {
         let configPath = joinPath(directory, "adapter_config.json")
@@ -53,7 +56,9 @@ public struct LoRAAdapter {
             default: throw fail("\"\(k)\" must be true or false")
             }
         }
-        guard let r = number(value("r")), r >= 1, r == r.rounded(), r <= 1_048_576 else { throw fail("\"r\" must be a positive integer") }
+        guard let r = number(value("r")), r >= 1, r == r.rounded(), r <= Double(Self.rankLimit) else {
+            throw fail("\"r\" must be an integer from 1 to \(Self.rankLimit)")
+        }
         guard let alpha = number(value("lora_alpha")), alpha.isFinite else { throw fail("\"lora_alpha\" must be a number") }
         let rslora = try bool("use_rslora")
         let fanInFanOut = try bool("fan_in_fan_out")
@@ -80,6 +85,9 @@ public struct LoRAAdapter {
             }
         }
         let rankPattern = try patterns("rank_pattern"), alphaPattern = try patterns("alpha_pattern")
+        for (k, v) in rankPattern where !(v >= 1 && v == v.rounded() && v <= Double(Self.rankLimit)) {
+            throw fail("rank_pattern.\(k) must be an integer from 1 to \(Self.rankLimit)")
+        }
 
         let weights = joinPath(directory, "adapter_model.safetensors")
         guard PathKind.of(weights) == .regularFile else {

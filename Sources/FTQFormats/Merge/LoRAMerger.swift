@@ -178,6 +178,12 @@ public struct LoRAMerger {
         }
         let total = adapters.reduce(0) { $0 + $1.maxRank }
         let inF = update[0].module.a.shape[1], outF = update[0].module.b.shape[0]
+        // The combined factors are held in memory: refuse sizes beyond the base tensor's order.
+        let elements = try Checked.mul(total, inF + outF, "merge.adapter-config", "combined rank \(total)")
+        guard total <= LoRAAdapter.rankLimit, elements <= max(1 << 24, 4 * inF * outF) else {
+            throw FTQError.invalid("merge.adapter-config", file: adapters[0].configPath,
+                "the combined rank \(total) (the sum of the adapters' largest ranks) is too large for \(outF)x\(inF) weights")
+        }
         var a = [Float](repeating: 0, count: total * inF)
         var b = [Float](repeating: 0, count: outF * total)
         var row = 0
