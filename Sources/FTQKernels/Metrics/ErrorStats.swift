@@ -57,7 +57,6 @@ public struct ErrorStats: Sendable, Equatable {
         let pa = UnsafeRawPointer(a.baseAddress!), pb = UnsafeRawPointer(b.baseAddress!)
         var sq = SIMD16<Double>(), sa = SIMD16<Double>(), sb = SIMD16<Double>(), ab = SIMD16<Double>()
         var ad = SIMD16<Double>(), aa = SIMD16<Double>()
-        var poison = SIMD16<Float>()
         // The running maximum as float32, lowered by a relative 2^-22 so that a run whose exact
         // maximum ties or beats it but rounds below it in float32 is still rescanned.
         var best = (value: maxAbs, index: maxAbsIndex)
@@ -70,7 +69,6 @@ public struct ErrorStats: Sendable, Equatable {
                 let off = (i + g * 16) * 4
                 let x = pa.loadUnaligned(fromByteOffset: off, as: SIMD16<Float>.self)
                 let y = pb.loadUnaligned(fromByteOffset: off, as: SIMD16<Float>.self)
-                poison += x * 0 + y * 0
                 let d = y - x
                 let absD = unsafeBitCast(unsafeBitCast(d, to: SIMD16<UInt32>.self) & 0x7fff_ffff, to: SIMD16<Float>.self)
                 fsq += d * d
@@ -102,7 +100,8 @@ public struct ErrorStats: Sendable, Equatable {
         // Some value is not finite, or a float32 product may have overflowed or underflowed
         // (magnitudes beyond about 2^63 or below 2^-50): redo this call with the reference.
         let lowest = Swift.min(sums.0, sums.1, sums.2)
-        if poison != SIMD16<Float>() || !(sums.0 + sums.1 + sums.2 + abs(sums.3)).isFinite
+        // (A NaN or an infinity in the input makes the sums of squares non-finite.)
+        if !(sums.0 + sums.1 + sums.2 + abs(sums.3) + sums.4 + sums.5).isFinite
             || (lowest < 0x1p-100 && (sums.4 > 0 || sums.5 > 0)) {
             return referenceAdd(a, b)
         }
