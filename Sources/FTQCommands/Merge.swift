@@ -50,6 +50,9 @@ struct Merge: ParsableCommand {
     @Flag(help: "For a quantized base: quantize the merged weights again with the base's codec (the default).")
     var requantize = false
 
+    @Flag(help: "Report, per merged tensor, the error of the written values against the ideal float32 merge (always on for quantized bases).")
+    var report = false
+
     @Flag(help: "Print what was written as JSON.")
     var json = false
 
@@ -89,6 +92,7 @@ struct Merge: ParsableCommand {
         if let w { command += ["--weights", w.map { "\($0)" }.joined(separator: ",")] }
         if let target { command += ["--dtype", target.rawValue.lowercased()] }
         if dequantize { command.append("--dequantize") }
+        if report { command.append("--report") }
         let options: [(String, JSONValue)] = [
             ("output_format", .string(output.hasByteSuffix(".gguf") ? "gguf" : isFile ? "safetensors" : "hf-directory")),
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
@@ -113,8 +117,13 @@ struct Merge: ParsableCommand {
         }
         merger.dequantize = dequantize
         // Merging into a quantized base and quantizing again always reports what that adds.
-        let report = (merger.baseIsQuantized || merger.ggufBaseIsQuantized) && !dequantize ? QuantizationReport(sourceIsGGUF: model.format == .gguf) : nil
-        merger.report = report
+        let quantizedOut = (merger.baseIsQuantized || merger.ggufBaseIsQuantized) && !dequantize
+        let errors = quantizedOut || (report && model.format == .safetensors && !merger.baseIsQuantized)
+            ? QuantizationReport(sourceIsGGUF: model.format == .gguf) : nil
+        if report && errors == nil {
+            throw FTQError.usage("usage.conflict", "--report is supported for safetensors bases and for bases that are quantized again")
+        }
+        merger.report = errors
         let modules = Set(loaded.flatMap { $0.modules.map(\.name) }).count
         let written = try merger.run(to: outputTarget)
         let models = written.filter { !$0.tensors.isEmpty }
@@ -122,7 +131,7 @@ struct Merge: ParsableCommand {
             let v = JSONValue.object([
                 ("base", .string(base)), ("adapters", .array(adapters.map { .string($0) })),
                 ("merged_modules", .int(modules)),
-                ("requantization_error", report.map { Compare.reportJSON($0.comparison) } ?? .null),
+                (quantizedOut ? "requantization_error" : "rounding_error", errors.map { Compare.reportJSON($0.comparison) } ?? .null),
                 ("outputs", .array(written.map { w in
                     .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors.count))])
                 })),
@@ -131,7 +140,8 @@ struct Merge: ParsableCommand {
         } else {
             try printOut(models.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined()
                          + "merged \(modules) modules from \(adapters.count) adapter\(adapters.count == 1 ? "" : "s")\n"
-                         + (report.map { "\nerror that requantizing adds, against the float32 merge:\n" + Compare.textReport($0.comparison, markdown: false) } ?? ""))
+                         + (errors.map { "\n" + (quantizedOut ? "error that requantizing adds" : "error of rounding to the output dtype")
+                             + ", against the float32 merge:\n" + Compare.textReport($0.comparison, markdown: false) } ?? ""))
         }
     }
 }

@@ -215,6 +215,23 @@ import Testing
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     }
 
+    /// --report on a full-precision base: the error of rounding the merge to the output dtype
+    /// (none for f32).
+    @Test func reportOnAFullPrecisionBase() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        var r = try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", "-o", dir + "/m.safetensors", "--report", "--json", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        var doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        var tensors = (doc["rounding_error"] as! [String: Any])["tensors"] as! [[String: Any]]
+        #expect(tensors.count == 6 && tensors.allSatisfy { $0["type_b"] as? String == "BF16" && ($0["relative_frobenius"] as! Double) < 0.01 })
+        #expect(try Self.data(dir + "/m.safetensors") == Self.data(Self.golden + "/merged-llama-lora-bf16/model.safetensors"))
+        r = try TestSupport.ftq(["merge", Self.source, Self.golden + "/llama-lora", "-o", dir + "/m32.safetensors", "--dtype", "f32", "--report", "--json", "-q"])
+        doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        tensors = (doc["rounding_error"] as! [String: Any])["tensors"] as! [[String: Any]]
+        #expect(tensors.count == 6 && tensors.allSatisfy { $0["identical"] as? Bool == true })
+    }
+
     @Test func gpt2Conv1DWithFanInFanOut() throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }

@@ -230,6 +230,16 @@ public struct LoRAMerger {
                     }
                 }
                 try Self.emit(w, as: item.dtype, emit)
+                if let report {
+                    // What rounding the merge to the output dtype costs, against its float32 value.
+                    var bytes = [UInt8](repeating: 0, count: w.count * item.dtype.bits / 8)
+                    var y = [Float](repeating: 0, count: w.count)
+                    w.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: item.dtype, count: w.count, src: src, dst: $0) } }
+                    bytes.withUnsafeBytes { src in y.withUnsafeMutableBytes { DTypeConversion.convert(from: item.dtype, to: .F32, count: w.count, src: src, dst: $0) } }
+                    var e = ErrorStats()
+                    w.withUnsafeBufferPointer { x in y.withUnsafeBufferPointer { e.add(x, $0) } }
+                    report.add(name: t.name, shape: t.shape, typeA: "F32", typeB: item.dtype.rawValue, stats: e)
+                }
             } else if let (j, rep) = replaced[k] {
                 // modules_to_save: the adapter's tensor, converted to this tensor's dtype.
                 try Converter(model: adapters[j].model, options: options).copyConverted(rep, as: item.dtype, to: emit, buffers: buffers)
