@@ -28,7 +28,7 @@ enum Q4_0Fast {
                 GGMLLegacyQuant.quantizeQ4_0(UnsafeBufferPointer(start: p, count: 32), UnsafeMutableRawBufferPointer(start: o, count: 18))
                 continue
             }
-            let h = FloatBits.f32ToF16(d.bitPattern)
+            let h = FastBlock.f16(d)
             o.storeBytes(of: h.littleEndian, as: UInt16.self)
             let q = (o + 2).assumingMemoryBound(to: UInt8.self)
             for j in 0..<16 {

@@ -22,8 +22,8 @@ enum Q4_1Fast {
                 GGMLLegacyQuant.quantizeQ4_1(block, UnsafeMutableRawBufferPointer(start: o, count: 20))
                 continue
             }
-            o.storeBytes(of: FloatBits.f32ToF16(d.bitPattern).littleEndian, as: UInt16.self)
-            (o + 2).storeBytes(of: FloatBits.f32ToF16(lo.bitPattern).littleEndian, as: UInt16.self)
+            o.storeBytes(of: FastBlock.f16(d).littleEndian, as: UInt16.self)
+            (o + 2).storeBytes(of: FastBlock.f16(lo).littleEndian, as: UInt16.self)
             let q = (o + 4).assumingMemoryBound(to: UInt8.self)
             for j in 0..<16 {
                 q[j] = Q4_0Fast.code((p[j] - lo) * id + 0.5) | Q4_0Fast.code((p[j + 16] - lo) * id + 0.5) << 4
