@@ -5,6 +5,10 @@
 # portable build's (every kernel is tested against its scalar reference); only speed differs.
 #   bash tools/release-build.sh [SCRATCH (default .build-haswell)]
 # Prints the path of the built binaries. The portable build is plain `swift build -c release`.
+# The whole test suite runs in this configuration too (every kernel against its reference):
+#   swift build -c release --build-tests --scratch-path .build-haswell -Xswiftc -target-cpu \
+#     -Xswiftc haswell -Xswiftc -DFTQ_AVX2 -Xcc -march=haswell -Xswiftc -enable-testing
+#   swift test -c release --skip-build --scratch-path .build-haswell (same flags)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCRATCH="${1:-.build-haswell}"

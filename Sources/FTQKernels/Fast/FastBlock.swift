@@ -25,6 +25,11 @@ enum FastBlock {
     /// is normal: the mantissa is rounded in the float32 bits and the exponent rebiased.
     @inline(__always)
     static func f16(_ f: Float) -> UInt16 {
+        #if FTQ_AVX2
+        // AVX2 builds have F16C: one instruction, the same IEEE rounding for every finite value
+        // and infinity (NaNs keep the bit-level rule).
+        if !f.isNaN { return Float16(f).bitPattern }
+        #endif
         let bits = f.bitPattern
         let mag = bits & 0x7fff_ffff
         // [2^-14, 65504]: normal float16 results that cannot round up to infinity.
