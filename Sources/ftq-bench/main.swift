@@ -29,6 +29,17 @@ func now() -> Double {
 
 func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 
+/// n seeded pseudo-random float32 values of magnitude about 0.01 (the same in every run).
+func benchFloats(_ n: Int) -> [Float] {
+    var x = [Float](repeating: 0, count: n)
+    var seed: UInt64 = 42
+    for k in 0..<n {
+        seed = seed &* 6364136223846793005 &+ 1442695040888963407
+        x[k] = Float(Int64(bitPattern: seed) >> 40) * 1e-9
+    }
+    return x
+}
+
 let args = CommandLine.arguments
 guard args.count >= 3 else {
     print("usage: ftq-bench header PATH [RUNS] | ftq-bench f32-to-f16 MB")
@@ -70,12 +81,7 @@ do {
         // Reference quantize and dequantize of each legacy type on one core, next to a memcpy
         // of the float32 input.
         let n = (Int(args[2]) ?? 16) << 20
-        var x = [Float](repeating: 0, count: n)
-        var seed: UInt64 = 42
-        for k in 0..<n {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            x[k] = Float(Int64(bitPattern: seed) >> 40) * 1e-9
-        }
+        let x = benchFloats(n)
         var y = [Float](repeating: 0, count: n)
         var t0 = now()
         x.withUnsafeBytes { s in y.withUnsafeMutableBytes { $0.copyMemory(from: s) } }
@@ -100,12 +106,7 @@ do {
         // Q4_K and Q6_K quantize on one core (the best of three runs), next to a memcpy of the
         // float32 input; the scalar reference on an eighth of it.
         let n = max(2048, ((Int(args[2]) ?? 64) << 18) / 2048 * 2048)
-        var x = [Float](repeating: 0, count: n)
-        var seed: UInt64 = 42
-        for k in 0..<n {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            x[k] = Float(Int64(bitPattern: seed) >> 40) * 1e-9
-        }
+        let x = benchFloats(n)
         var y = [Float](repeating: 0, count: n)
         var t0 = now()
         x.withUnsafeBytes { s in y.withUnsafeMutableBytes { $0.copyMemory(from: s) } }
