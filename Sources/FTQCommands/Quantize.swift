@@ -219,7 +219,17 @@ struct Quantize: ParsableCommand {
         let inBytes = model.totalBytes
         let outBytes = written.filter { !$0.tensors.isEmpty }.reduce(0) { $0 + $1.bytes }
         let qElements = zip(model.tensors, plans).filter { $0.1 == .quantize }.reduce(0) { $0 + $1.0.elementCount }
-        let qBytes = zip(model.tensors, plans).filter { $0.1 == .quantize }.reduce(0) { $0 + q2.quantizedBytes($1.0) }
+        // The quantized tensors' bytes as written: each weight with all its parts.
+        var partOf: [ExactName: Bool] = [:]
+        for (t, p) in zip(model.tensors, plans) where p == .quantize { partOf[ExactName(t.name)] = true }
+        let qBytes = written.flatMap(\.tensors).reduce(0) { sum, w in
+            var owner = w.name
+            // p, p.absmax, p.quant_state...; for int8 m.weight, m.SCB, m.weight_format.
+            for suffix in [".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".quant_state.bitsandbytes__nf4",
+                           ".quant_state.bitsandbytes__fp4"] where owner.hasByteSuffix(suffix) { owner.removeLast(suffix.count) }
+            for suffix in [".SCB", ".weight_format"] where owner.hasByteSuffix(suffix) { owner = String(owner.dropLast(suffix.count)) + ".weight" }
+            return partOf[ExactName(owner)] == true ? sum + w.nbytes : sum
+        }
         let bpw = qElements > 0 ? Double(qBytes * 8) / Double(qElements) : 0
         if json {
             let v = JSONValue.object([

@@ -16,15 +16,6 @@ func bnbBench(_ millions: Int) {
         let f = Float(Int64(bitPattern: seed) >> 40) * 2e-9
         src[k] = FloatBits.f32ToBF16(f.bitPattern)
     }
-    func time(_ body: () -> Void) -> Double {
-        var ts: [Double] = []
-        for _ in 0..<5 {
-            let t0 = now()
-            body()
-            ts.append(now() - t0)
-        }
-        return median(ts)
-    }
     func rate(_ t: Double) -> String { format3(Double(n) / t / 1e9) + " G elements/s" }
     let codec = BnB4BitCodec(type: .nf4, blocksize: 64)
     let slice = 1 << 18
@@ -33,9 +24,9 @@ func bnbBench(_ millions: Int) {
     var packed = [UInt8](repeating: 0, count: n / 2)
     var absmax = [Float](repeating: 0, count: n / 64)
     var copyDst = [UInt16](repeating: 0, count: n)
-    let tCopy16 = time { src.withUnsafeBytes { s in copyDst.withUnsafeMutableBytes { $0.copyMemory(from: s) } } }
+    let tCopy16 = medianTime { src.withUnsafeBytes { s in copyDst.withUnsafeMutableBytes { $0.copyMemory(from: s) } } }
     print("memcpy of \(n * 2 / 1_000_000) MB (the bf16 input): \(rate(tCopy16))")
-    let tQ = time {
+    let tQ = medianTime {
         src.withUnsafeBytes { s in
             packed.withUnsafeMutableBytes { p in
                 absmax.withUnsafeMutableBufferPointer { a in
@@ -57,7 +48,7 @@ func bnbBench(_ millions: Int) {
     print("NF4 + double quant from bf16: \(rate(tQ))")
     var x32 = [Float](repeating: 0, count: n)
     for k in 0..<n { x32[k] = Float(bitPattern: FloatBits.bf16ToF32(src[k])) }
-    let tK = time {
+    let tK = medianTime {
         x32.withUnsafeBufferPointer { x in
             packed.withUnsafeMutableBytes { p in
                 absmax.withUnsafeMutableBufferPointer { codec.quantize(x, isEnd: true, packed: p, absmax: $0) }
@@ -66,7 +57,7 @@ func bnbBench(_ millions: Int) {
     }
     print("  of which the NF4 kernel alone, from f32 in memory: \(rate(tK)) (rule \(BnB4BitFast.defaultRule))")
     for rule in [BnB4BitFast.Rule.count, .tree] {
-        let t = time {
+        let t = medianTime {
             x32.withUnsafeBufferPointer { x in
                 packed.withUnsafeMutableBufferPointer { p in
                     absmax.withUnsafeMutableBufferPointer { BnB4BitFast.quantize(codec, x.baseAddress!, blocks: n / 64, packed: p.baseAddress!, absmax: $0.baseAddress!, rule: rule) }
@@ -75,7 +66,7 @@ func bnbBench(_ millions: Int) {
         }
         print("    the kernel with rule \(rule): \(rate(t))")
     }
-    let tW = time {
+    let tW = medianTime {
         src.withUnsafeBytes { s in
             var at = 0
             while at < n {
@@ -87,13 +78,13 @@ func bnbBench(_ millions: Int) {
         }
     }
     print("  and widening bf16 to f32 a slice at a time: \(rate(tW))")
-    let tDQ = time { _ = absmax.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) } }
+    let tDQ = medianTime { _ = absmax.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) } }
     print("  and double quantization of the absmax: \(rate(tDQ))")
     let dq = absmax.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) }.expand()
     var out32 = [Float](repeating: 0, count: n)
-    let tCopy32 = time { out32.withUnsafeMutableBytes { d in src.withUnsafeBytes { s in UnsafeMutableRawBufferPointer(rebasing: d[0..<(n * 2)]).copyMemory(from: s); UnsafeMutableRawBufferPointer(rebasing: d[(n * 2)...]).copyMemory(from: s) } } }
+    let tCopy32 = medianTime { out32.withUnsafeMutableBytes { d in src.withUnsafeBytes { s in UnsafeMutableRawBufferPointer(rebasing: d[0..<(n * 2)]).copyMemory(from: s); UnsafeMutableRawBufferPointer(rebasing: d[(n * 2)...]).copyMemory(from: s) } } }
     print("memcpy of \(n * 4 / 1_000_000) MB (an f32 output's size): \(rate(tCopy32))")
-    let tD32 = time {
+    let tD32 = medianTime {
         packed.withUnsafeBytes { p in
             dq.withUnsafeBufferPointer { a in
                 out32.withUnsafeMutableBufferPointer { y in
@@ -110,7 +101,7 @@ func bnbBench(_ millions: Int) {
     }
     print("NF4 dequantize to f32: \(rate(tD32))")
     var out16 = [UInt16](repeating: 0, count: n)
-    let tD16 = time {
+    let tD16 = medianTime {
         packed.withUnsafeBytes { p in
             dq.withUnsafeBufferPointer { a in
                 out16.withUnsafeMutableBytes { y in
@@ -130,7 +121,7 @@ func bnbBench(_ millions: Int) {
     print("NF4 dequantize to bf16: \(rate(tD16)) (memcpy of the bf16 bytes: \(rate(tCopy16)))")
     var cb = [Int8](repeating: 0, count: 4096)
     var half = [Float](repeating: 0, count: 4096)
-    let tI8 = time {
+    let tI8 = medianTime {
         src.withUnsafeBufferPointer { s in
             for r in 0..<(n / 4096) {
                 for i in 0..<4096 {

@@ -6,21 +6,12 @@ import FTQKernels
 /// next to a memcpy of the same float32 bytes measured in the same run (medians of 5).
 func dequantBench(_ millions: Int) {
     let n = max(1 << 16, millions * 1_000_000 / 256 * 256)
-    func time(_ body: () -> Void) -> Double {
-        var ts: [Double] = []
-        for _ in 0..<5 {
-            let t0 = now()
-            body()
-            ts.append(now() - t0)
-        }
-        return median(ts)
-    }
     let slice = 1 << 18
     let out = UnsafeMutableBufferPointer<Float>.allocate(capacity: slice)
     defer { out.deallocate() }
     var src = [Float](repeating: 0.25, count: n)
     var dst = [Float](repeating: 0, count: n)
-    let tCopy = time { src.withUnsafeBytes { s in dst.withUnsafeMutableBytes { $0.copyMemory(from: s) } } }
+    let tCopy = medianTime { src.withUnsafeBytes { s in dst.withUnsafeMutableBytes { $0.copyMemory(from: s) } } }
     print("memcpy of \(n * 4 / 1_000_000) MB of float32: \(format3(Double(n) / tCopy / 1e9)) G elements/s")
     src = []
     dst = []
@@ -36,7 +27,7 @@ func dequantBench(_ millions: Int) {
         // Finite float16 scales: clear the top exponent bit of every byte pair's high byte.
         for i in stride(from: 1, to: bytes.count, by: 2) { bytes[i] &= 0x3b }
         let perSlice = slice / g.blockSize
-        let t = time {
+        let t = medianTime {
             bytes.withUnsafeBytes { q in
                 var b = 0
                 while b < blocks {
@@ -62,17 +53,8 @@ func compareBench(_ millions: Int) {
         a[i] = Float(Int64(bitPattern: seed) >> 40) * 1e-7
         b[i] = a[i] + Float(Int64(bitPattern: seed << 20) >> 50) * 1e-6
     }
-    func time(_ body: () -> Void) -> Double {
-        var ts: [Double] = []
-        for _ in 0..<5 {
-            let t0 = now()
-            body()
-            ts.append(now() - t0)
-        }
-        return median(ts)
-    }
     var sink: Float = 0
-    let tRead = time {
+    let tRead = medianTime {
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 var s = SIMD16<Float>()
@@ -87,7 +69,7 @@ func compareBench(_ millions: Int) {
         }
     }
     print("read both arrays (a vector sum): \(format3(Double(n) / tRead / 1e9)) G element pairs/s (sum \(sink))")
-    let tAdd = time {
+    let tAdd = medianTime {
         var s = ErrorStats()
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { s.add(pa, $0) } }
         sink += Float(s.sumSqDiff)

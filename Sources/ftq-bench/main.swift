@@ -29,6 +29,17 @@ func now() -> Double {
 
 func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 
+/// The median wall time of 5 runs of `body`.
+func medianTime(_ body: () -> Void) -> Double {
+    var ts: [Double] = []
+    for _ in 0..<5 {
+        let t0 = now()
+        body()
+        ts.append(now() - t0)
+    }
+    return median(ts)
+}
+
 /// n seeded pseudo-random float32 values of magnitude about 0.01 (the same in every run).
 func benchFloats(_ n: Int) -> [Float] {
     var x = [Float](repeating: 0, count: n)

@@ -348,13 +348,12 @@ public struct BnBQuantizer {
         let buffers = ChunkBuffers()
         let stats = try gatherStats(plans, buffers: buffers)
         let outs = try outputs(plans, stats)
-        let lines = LineCounter(total: model.tensors.count)
         switch target {
         case let .safetensorsFile(path):
             try conv.refuseExistingSidecars(of: path)
             let meta = conv.sourceSafetensorsMetadata() ?? [("format", "pt")]
             return try conv.commitWithSidecars(try write(outs, indices: Array(outs.indices), plans: plans, stats: stats, metadata: meta,
-                                                         to: path, name: nil, progress: nil, buffers: buffers, lines: lines))
+                                                         to: path, name: nil, progress: nil, buffers: buffers))
         case let .hfDirectory(dir, maxShardSize):
             let sizes = try outs.map { o -> Int in
                 let n = try o.shape.reduce(1) { try Checked.mul($0, $1, "quantize.size-overflow", "tensor \"\(o.name)\" size") }
@@ -364,17 +363,18 @@ public struct BnBQuantizer {
             return try conv.writeDirectory(dir, maxShardSize: maxShardSize, names: outs.map(\.name), sizes: sizes,
                                            parameters: model.tensors.reduce(0) { $0 + $1.elementCount }, extraFiles: extra) { idx, staged, name, prog in
                 try write(outs, indices: idx, plans: plans, stats: stats, metadata: [("format", "pt")], to: staged, name: name,
-                          progress: prog, buffers: buffers, lines: lines)
+                          progress: prog, buffers: buffers)
             }
         case .gguf:
             throw FTQError.usage("usage.conflict", "--\(bnb.typeName.lowercased()) writes safetensors: give -o a NAME.safetensors or a directory")
         }
     }
 
-    final class LineCounter { let total: Int; var done = 0; init(total: Int) { self.total = total } }
 
     /// One line per source tensor: `[ i/ N] name [shape] BF16 -> NF4  12.0 MiB -> 3.1 MiB`.
-    public func describe(index i: Int, plan p: BnBTensorPlan) -> String {
+    /// `offset`: the double-quantization offset once known (the quant state's length depends on
+    /// its digits); without it the size is an estimate (--dry-run).
+    public func describe(index i: Int, plan p: BnBTensorPlan, offset: Float? = nil) -> String {
         let t = model.tensors[i]
         let width = String(model.tensors.count).count
         let num = String(repeating: " ", count: max(0, width - String(i + 1).count)) + String(i + 1)
@@ -384,19 +384,20 @@ public struct BnBQuantizer {
         case let .keep(reason):
             return "[\(num)/\(model.tensors.count)] \(t.name) \(shape) \(t.type.name) kept (\(reason))  \(ByteSize.format(inBytes))"
         case .quantize:
-            return "[\(num)/\(model.tensors.count)] \(t.name) \(shape) \(t.type.name) -> \(bnb.typeName)  \(ByteSize.format(inBytes)) -> \(ByteSize.format(quantizedBytes(t)))"
+            return "[\(num)/\(model.tensors.count)] \(t.name) \(shape) \(t.type.name) -> \(bnb.typeName)  \(ByteSize.format(inBytes)) -> \(ByteSize.format(quantizedBytes(t, offset: offset)))"
         }
     }
 
-    /// Bytes a quantized tensor takes with all its parts.
-    public func quantizedBytes(_ t: TensorEntry) -> Int {
+    /// Bytes a quantized tensor takes with all its parts: exact given the double-quantization
+    /// offset, else estimated with a placeholder offset (a few bytes of quant state off).
+    public func quantizedBytes(_ t: TensorEntry, offset: Float? = nil) -> Int {
         let n = t.elementCount
         switch bnb.mode {
         case .fourBit:
             let blocks = (n + bnb.blocksize - 1) / bnb.blocksize
             var b = BnB4BitCodec.packedBytes(n) + 64
             b += bnb.doubleQuant ? blocks + (blocks + 255) / 256 * 4 + 1024 : blocks * 4
-            return b + quantStateJSON(t, offset: bnb.doubleQuant ? 0.0625 : nil).count
+            return b + quantStateJSON(t, offset: bnb.doubleQuant ? (offset ?? 0.0625) : nil).count
         case .int8:
             return n + t.shape[0] * 4 + 1
         }
@@ -404,7 +405,7 @@ public struct BnBQuantizer {
 
     /// Writes the outputs `indices` (in safetensors order) to `path`, finished but not renamed.
     func write(_ outs: [OutputTensor], indices: [Int], plans: [BnBTensorPlan], stats: Stats, metadata: [(String, String)],
-               to path: String, name: String?, progress: Progress?, buffers: ChunkBuffers, lines: LineCounter) throws -> (OutputFile, WrittenFile) {
+               to path: String, name: String?, progress: Progress?, buffers: ChunkBuffers) throws -> (OutputFile, WrittenFile) {
         let specs = indices.map { (name: outs[$0].name, dtype: outs[$0].dtype, shape: outs[$0].shape) }
         let conv = Converter(model: model, options: options)
         // Absmax vectors made while packing, for the `.absmax` part that follows.
@@ -441,10 +442,7 @@ public struct BnBQuantizer {
             }
         }, afterTensor: { i in
             let o = outs[indices[i]]
-            if o.main {
-                lines.done += 1
-                tensorLine?(describe(index: o.source, plan: plans[o.source]))
-            }
+            if o.main { tensorLine?(describe(index: o.source, plan: plans[o.source], offset: stats.offsets[o.source])) }
         })
     }
 

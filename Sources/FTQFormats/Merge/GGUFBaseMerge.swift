@@ -76,11 +76,7 @@ struct GGUFBaseMerge: @unchecked Sendable {
                             "tensor \"\(t.name)\" is \(g.name); ftq can quantize Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K again (use --dequantize to write it in full precision)")
                     }
                 }
-                let want = merger.fanInFanOut ? [m.a.shape[1], m.b.shape[0]] : [m.b.shape[0], m.a.shape[1]]
-                guard t.shape == want else {
-                    throw FTQError.invalid("merge.shape-mismatch", file: model.file(of: t).path,
-                        "tensor \"\(t.name)\" is \(t.shape), but the adapter's module \"\(m.name)\" needs \(want)")
-                }
+                try merger.checkShape(m, of: t.name, t.shape, file: model.file(of: t).path)
                 var h: Int? = nil
                 let permuted = llama && !adapter.isGGUF
                 if permuted && name.hasByteSuffix(".attn_q.weight") { h = heads }

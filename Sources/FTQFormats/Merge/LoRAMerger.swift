@@ -55,12 +55,7 @@ public struct LoRAMerger {
                     throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path,
                         "tensor \"\(t.name)\" is \(t.type.name); ftq merges into F32, F16 and BF16 weights (quantized bases are not supported yet)")
                 }
-                let outF = m.b.shape[0], inF = m.a.shape[1]
-                let want = fanInFanOut ? [inF, outF] : [outF, inF]
-                guard t.shape == want else {
-                    throw FTQError.invalid("merge.shape-mismatch", file: model.file(of: t).path,
-                        "tensor \"\(t.name)\" is \(t.shape), but the adapter's module \"\(m.name)\" needs \(want)\(fanInFanOut ? " (fan_in_fan_out)" : "")")
-                }
+                try checkShape(m, of: t.name, t.shape, file: model.file(of: t).path)
                 out[k, default: []].append((j, m))
             }
         }
@@ -266,5 +261,17 @@ extension LoRAMerger {
     /// True when some tensor of a GGUF base is quantized (then merging quantizes again).
     public var ggufBaseIsQuantized: Bool {
         model.format == .gguf && model.tensors.contains { $0.type.plainDType == nil }
+    }
+}
+
+extension LoRAMerger {
+    /// A module's weight must be [out, in], or [in, out] with fan_in_fan_out (`merge.shape-mismatch`).
+    func checkShape(_ m: LoRAAdapter.Module, of name: String, _ shape: [Int], file: String) throws {
+        let outF = m.b.shape[0], inF = m.a.shape[1]
+        let want = fanInFanOut ? [inF, outF] : [outF, inF]
+        guard shape == want else {
+            throw FTQError.invalid("merge.shape-mismatch", file: file,
+                "tensor \"\(name)\" is \(shape), but the adapter's module \"\(m.name)\" needs \(want)\(fanInFanOut ? " (fan_in_fan_out)" : "")")
+        }
     }
 }

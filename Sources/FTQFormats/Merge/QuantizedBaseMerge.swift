@@ -35,12 +35,7 @@ struct QuantizedBaseMerge {
             for m in adapter.modules {
                 guard let w = byName[ExactName(m.name + ".weight")] else { continue }
                 let t = model.tensors[w.weight]
-                let outF = m.b.shape[0], inF = m.a.shape[1]
-                let want = merger.fanInFanOut ? [inF, outF] : [outF, inF]
-                guard t.shape == want else {
-                    throw FTQError.invalid("merge.shape-mismatch", file: model.path,
-                        "weight \"\(t.name)\" is \(t.shape), but the adapter's module \"\(m.name)\" needs \(want)")
-                }
+                try merger.checkShape(m, of: t.name, t.shape, file: model.path)
                 updates[m.name, default: []].append((j, m))
                 out[w.weight] = (w, updates[m.name]!)
             }
@@ -65,12 +60,7 @@ struct QuantizedBaseMerge {
                     throw FTQError.invalid("merge.missing-target", file: model.path,
                         "the adapter \(adapter.path) targets module \"\(m.name)\", but the base has no 4-bit weight \"\(m.name).weight\" (merging into the kept tensors of a quantized base is not supported yet)")
                 }
-                let outF = m.b.shape[0], inF = m.a.shape[1]
-                let want = merger.fanInFanOut ? [inF, outF] : [outF, inF]
-                guard f.shape == want else {
-                    throw FTQError.invalid("merge.shape-mismatch", file: model.path,
-                        "weight \"\(m.name).weight\" is \(f.shape), but the adapter's module \"\(m.name)\" needs \(want)")
-                }
+                try merger.checkShape(m, of: m.name + ".weight", f.shape, file: model.path)
                 updates[m.name, default: []].append((j, m))
                 out[f.weight] = (f, updates[m.name]!)
             }
