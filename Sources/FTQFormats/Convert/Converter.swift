@@ -348,7 +348,9 @@ public struct Converter {
                 if let q = quantTargets[k] {
                     try quantizeTensor(model.tensors[k], to: q, out: out, progress: prog, buffers: buffers, hashes: hashes)
                 } else if let bytes = try options.replacement?(k) {
-                    precondition(bytes.count == item.nbytes)
+                    guard bytes.count == item.nbytes else {
+                        throw FTQError.invalid("internal.size", file: path, "tensor \"\(item.name)\": \(bytes.count) bytes produced for \(item.nbytes)")
+                    }
                     hashes?.beginTensor()
                     try out.write(bytes)
                     hashes?.feed(bytes, tensor: true)

@@ -152,7 +152,9 @@ struct GGUFBaseMerge: @unchecked Sendable {
             return bytes
         }
         // Quantized again with the tensor's own type; the error that adds is reported.
-        guard case let .ggml(g) = t.type, let q = GGMLQuantizeType(rawValue: g.name) else { preconditionFailure() }
+        guard case let .ggml(g) = t.type, let q = GGMLQuantizeType(rawValue: g.name) else {
+            throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path, "tensor \"\(t.name)\" is \(t.type.name), which ftq cannot quantize again")
+        }
         var bytes = [UInt8](repeating: 0, count: t.nbytes)
         out.withUnsafeBufferPointer { x in bytes.withUnsafeMutableBytes { q.quantize(x, into: $0) } }
         if let report = merger.report {
