@@ -75,5 +75,5 @@ func compareBench(_ millions: Int) {
         sink += Float(s.sumSqDiff)
     }
     print("checksum \(sink)")
-    print("error statistics (float32 runs of 8 into float64 sums, 16 lanes): \(format3(Double(n) / tAdd / 1e9)) G element pairs/s")
+    print("error statistics (float32 runs of 8 into float64 sums): \(format3(Double(n) / tAdd / 1e9)) G element pairs/s")
 }

@@ -42,6 +42,32 @@ import Testing
         }
     }
 
+    /// Unrelated and opposite tensors (the cross sum cancels), and a NaN or an infinity deep
+    /// inside the vectorised part: figures within the bound, non-finite values detected.
+    @Test func cancellingCrossSumsAndNonFiniteRuns() {
+        var rng = SplitMix(seed: 23)
+        let n = 10_007
+        let a = (0..<n).map { _ in Float(rng.normal()) }
+        for b in [(0..<n).map { _ in Float(rng.normal()) }, a.map { -$0 }, a.map { $0 * 1e-3 }] {
+            var r = ErrorStats(), f = ErrorStats()
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { r.referenceAdd(pa, $0); f.add(pa, $0) } }
+            #expect(f.maxAbs == r.maxAbs && f.maxAbsIndex == r.maxAbsIndex)
+            for (x, y) in [(f.sumSqDiff, r.sumSqDiff), (f.sumSqA, r.sumSqA), (f.sumSqB, r.sumSqB),
+                           (f.sumAbsDiff, r.sumAbsDiff), (f.sumAbsA, r.sumAbsA)] {
+                #expect(Self.close(x, y), "\(x) vs \(y)")
+            }
+            // Σab may cancel: its error is bounded by Σ|ab|, so the cosine is checked absolutely.
+            #expect(abs((f.cosine ?? 9) - (r.cosine ?? 0)) <= 1e-6)
+        }
+        for bad: Float in [.nan, .infinity, -.infinity] {
+            var b = a
+            b[5003] = bad
+            var f = ErrorStats()
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { f.add(pa, $0) } }
+            #expect(f.nonFinite && f.rmse == nil && f.cosine == nil && f.count == n)
+        }
+    }
+
     /// Magnitudes whose float32 squares would underflow or overflow, and differences of one
     /// ulp between tiny values: the figures still match the float64 reference.
     @Test func extremeMagnitudes() {

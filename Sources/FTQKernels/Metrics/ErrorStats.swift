@@ -40,52 +40,81 @@ public struct ErrorStats: Sendable, Equatable {
         count += a.count
     }
 
-    /// The same sums, fast: pairs are taken 16 lanes at a time; in each lane, the products of
-    /// up to 8 consecutive groups are formed and added in float32 (the difference, each product
-    /// and each of the 8 additions rounds once: a lane's partial sum of positive terms is within
-    /// 10 * 2^-24 relative of its exact value), then the lanes' partial sums are added to float64
-    /// accumulators. Σab comes out within 10 * 2^-24 * Σ|ab| of the exact sum. The maximum is
-    /// exact: a run of groups whose float32 maximum could reach the running maximum is rescanned
-    /// in float64 by the reference. Tests: 1e-6 relative against referenceAdd (1e-6 absolute for
-    /// the cosine), `maxAbs` and `maxAbsIndex` exactly.
+    /// The same sums, fast: pairs are taken `Lanes.scalarCount` at a time (4 on the portable
+    /// build, 8 where FTQ_AVX2 gives 256-bit registers: the seven float32 accumulators then fit
+    /// in registers); in each lane, the products of 8 consecutive groups are formed and added
+    /// in float32 (the difference, each product and each of the 8 additions rounds once: a
+    /// lane's partial sum of positive terms is within 10 * 2^-24 relative of its exact value),
+    /// then the lanes' partial sums are added to float64 accumulators. Σab comes out within
+    /// 10 * 2^-24 * Σ|ab| of the exact sum. The maximum is exact: a run of groups whose float32
+    /// maximum could reach the running maximum is rescanned in float64 by the reference. Tests:
+    /// 1e-6 relative against referenceAdd (1e-6 absolute for the cosine), `maxAbs` and
+    /// `maxAbsIndex` exactly.
     public mutating func add(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) {
+        #if FTQ_AVX2
+        typealias Lanes = SIMD8<Float>
+        typealias Bits = SIMD8<UInt32>
+        #else
+        typealias Lanes = SIMD4<Float>
+        typealias Bits = SIMD4<UInt32>
+        #endif
+        typealias Wide = SIMD4<Double>
+        /// A float32 partial sum widened to float64, its halves added where there are 8 lanes.
+        @inline(__always) func widen(_ v: Lanes) -> Wide {
+            #if FTQ_AVX2
+            return Wide(v.lowHalf) + Wide(v.highHalf)
+            #else
+            return Wide(v)
+            #endif
+        }
         precondition(a.count == b.count)
         let n = a.count
-        let run = 128
+        let width = Lanes.scalarCount
+        let run = width * 8
         let full = n / run * run
         guard full > 0 else { return referenceAdd(a, b) }
         let pa = UnsafeRawPointer(a.baseAddress!), pb = UnsafeRawPointer(b.baseAddress!)
-        var sq = SIMD16<Double>(), sa = SIMD16<Double>(), sb = SIMD16<Double>(), ab = SIMD16<Double>()
-        var ad = SIMD16<Double>(), aa = SIMD16<Double>()
+        var sq = Wide(), sa = Wide(), sb = Wide(), ab = Wide(), ad = Wide(), aa = Wide()
         // The running maximum as float32, lowered by a relative 2^-22 so that a run whose exact
         // maximum ties or beats it but rounds below it in float32 is still rescanned.
         var best = (value: maxAbs, index: maxAbsIndex)
         var bar: Float = best.index >= 0 ? Float(best.value) * (1 - 0x1p-22) : -1
+        let absMask = Bits(repeating: 0x7fff_ffff)
         var i = 0
         while i < full {
-            var fsq = SIMD16<Float>(), fsa = SIMD16<Float>(), fsb = SIMD16<Float>(), fab = SIMD16<Float>()
-            var fad = SIMD16<Float>(), faa = SIMD16<Float>(), fmax = SIMD16<Float>()
-            for g in 0..<(run / 16) {
-                let off = (i + g * 16) * 4
-                let x = pa.loadUnaligned(fromByteOffset: off, as: SIMD16<Float>.self)
-                let y = pb.loadUnaligned(fromByteOffset: off, as: SIMD16<Float>.self)
+            var fsq = Lanes(), fsa = Lanes(), fsb = Lanes(), fab = Lanes()
+            var fad = Lanes(), faa = Lanes(), fmax = Lanes()
+            var off = i * 4
+            let stop = off + run * 4
+            while off < stop {
+                let x = pa.loadUnaligned(fromByteOffset: off, as: Lanes.self)
+                let y = pb.loadUnaligned(fromByteOffset: off, as: Lanes.self)
                 let d = y - x
-                let absD = unsafeBitCast(unsafeBitCast(d, to: SIMD16<UInt32>.self) & 0x7fff_ffff, to: SIMD16<Float>.self)
+                let absD = unsafeBitCast(unsafeBitCast(d, to: Bits.self) & absMask, to: Lanes.self)
+                #if FTQ_AVX2
+                // FMA (one rounding per product and sum): within the same bound.
+                fsq.addProduct(d, d)
+                fsa.addProduct(x, x)
+                fsb.addProduct(y, y)
+                fab.addProduct(x, y)
+                #else
                 fsq += d * d
                 fsa += x * x
                 fsb += y * y
                 fab += x * y
+                #endif
                 fad += absD
-                faa += unsafeBitCast(unsafeBitCast(x, to: SIMD16<UInt32>.self) & 0x7fff_ffff, to: SIMD16<Float>.self)
+                faa += unsafeBitCast(unsafeBitCast(x, to: Bits.self) & absMask, to: Lanes.self)
                 fmax = fmax.replacing(with: absD, where: absD .> fmax)
+                off += width * 4
             }
-            sq += SIMD16<Double>(fsq)
-            sa += SIMD16<Double>(fsa)
-            sb += SIMD16<Double>(fsb)
-            ab += SIMD16<Double>(fab)
-            ad += SIMD16<Double>(fad)
-            aa += SIMD16<Double>(faa)
-            if fmax.max() >= bar {
+            sq += widen(fsq)
+            sa += widen(fsa)
+            sb += widen(fsb)
+            ab += widen(fab)
+            ad += widen(fad)
+            aa += widen(faa)
+            if any(fmax .>= Lanes(repeating: bar)) {
                 var probe = ErrorStats()
                 probe.count = count + i
                 probe.maxAbs = best.value
