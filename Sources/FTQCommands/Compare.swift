@@ -38,7 +38,7 @@ struct Compare: ParsableCommand {
     @Option(name: .customLong("fail-above"), help: "METRIC=VALUE: exit 1 when a tensor's METRIC exceeds VALUE.")
     var failAbove: [String] = []
 
-    @Option(help: "Write a chart (SVG) of the error by layer and tensor kind to this file.")
+    @Option(help: "Write a chart of the error by layer and tensor kind to this file: NAME.svg or NAME.png.")
     var plot: String?
 
     @Option(help: "The figure the chart shows: relative_frobenius (default), rmse, max_abs, mean_abs, rmse_rel, max_abs_rel, sqnr_db or cosine.")
@@ -61,9 +61,7 @@ struct Compare: ParsableCommand {
             }
             gates.append((parts[0], v))
         }
-        if let plot, !plot.hasByteSuffix(".svg") {
-            throw FTQError.usage("usage.plot", "--plot writes SVG: give a NAME.svg (got \(plot))")
-        }
+        if let plot { try ErrorChart.checkName(plot) }
         guard (Self.gateMetrics + ["sqnr_db", "cosine"]).contains(plotMetric) else {
             throw FTQError.usage("usage.plot", "--plot-metric must be one of \((Self.gateMetrics + ["sqnr_db", "cosine"]).joined(separator: ", ")) (got \"\(plotMetric)\")")
         }
@@ -74,17 +72,7 @@ struct Compare: ParsableCommand {
         let result = try Comparison.compare(ma, mb, threads: threads.count, progress: prog)
         prog.finish()
 
-        if let plot {
-            let out = try OutputFile(plot, overwrite: true)
-            do {
-                try out.write(Array(ErrorChart.svg(result, metric: plotMetric, a: a, b: b).utf8))
-                try out.finish()
-                try out.commit()
-            } catch {
-                out.abort()
-                throw error
-            }
-        }
+        if let plot { try ErrorChart.write(result, metric: plotMetric, a: a, b: b, to: plot) }
         var failures: [String] = []
         for t in result.tensors {
             for (metric, limit) in gates {

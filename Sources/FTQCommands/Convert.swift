@@ -118,7 +118,7 @@ struct ConversionRun {
         convertOptions.notice = { writeStderr("ftq: note: \(TerminalText.escaped($0, limit: 500))\n") }
         let converter = Converter(model: model, options: convertOptions)
         let written = try converter.run(to: outputTarget)
-        if let report, let plot { try Quantize.writePlot(report, to: plot, input: input, output: output) }
+        if let report, let plot { try ErrorChart.write(report.comparison, metric: "relative_frobenius", a: input, b: output, to: plot) }
         if json {
             var members: [(String, JSONValue)] = [
                 ("input", .string(input)),

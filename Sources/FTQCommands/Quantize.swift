@@ -68,7 +68,7 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Measure the error of every quantized tensor while writing it (formats/metrics.md); printed, in --json and in the manifest.")
     var report = false
 
-    @Option(help: "With --report: write a chart (SVG) of the error by layer and tensor kind to this file.")
+    @Option(help: "With --report: write a chart of the error by layer and tensor kind to this file: NAME.svg or NAME.png.")
     var plot: String?
 
     @Flag(help: "Print what was written (or, with --dry-run, the plan) as JSON.")
@@ -84,7 +84,7 @@ struct Quantize: ParsableCommand {
                                  "choose exactly one of --nf4, --fp4, --int8 or --type")
         }
         if plot != nil && !report { throw FTQError.usage("usage.conflict", "--plot needs --report") }
-        if let plot, !plot.hasByteSuffix(".svg") { throw FTQError.usage("usage.plot", "--plot writes SVG: give a NAME.svg (got \(plot))") }
+        if let plot { try ErrorChart.checkName(plot) }
         if report && dryRun { throw FTQError.usage("usage.conflict", "--report measures what is written; it cannot go with --dry-run") }
         if let type {
             for (flag, set) in [("--blocksize", blocksize != 64), ("--no-double-quant", noDoubleQuant),
@@ -117,18 +117,6 @@ struct Quantize: ParsableCommand {
     }
 
     /// Writes the report's chart (relative Frobenius error by layer and kind) atomically.
-    static func writePlot(_ r: QuantizationReport, to path: String, input: String, output: String) throws {
-        let out = try OutputFile(path, overwrite: true)
-        do {
-            try out.write(Array(ErrorChart.svg(r.comparison, metric: "relative_frobenius", a: input, b: output).utf8))
-            try out.finish()
-            try out.commit()
-        } catch {
-            out.abort()
-            throw error
-        }
-    }
-
     /// A checkpoint already in a bitsandbytes layout is refused: its packed bytes are not
     /// weights (ftq dequantize restores them first).
     static func refuseQuantized(_ model: Model) throws {
@@ -252,7 +240,7 @@ struct Quantize: ParsableCommand {
             if let errors { text += "\n" + Compare.textReport(errors.comparison, markdown: false) }
             try printOut(text)
         }
-        if let errors, let plot { try Self.writePlot(errors, to: plot, input: input, output: out) }
+        if let errors, let plot { try ErrorChart.write(errors.comparison, metric: "relative_frobenius", a: input, b: out, to: plot) }
     }
 
     /// `x` with three decimals (x >= 0).

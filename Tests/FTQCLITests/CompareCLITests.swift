@@ -78,7 +78,8 @@ import Testing
     }
 
     /// --plot writes a well-formed SVG that declares its size, and a real renderer
-    /// (rsvg-convert, installed by tools/setup.sh) turns it into a non-blank image of that size.
+    /// (rsvg-convert, installed by tools/setup.sh) turns it into a non-blank image of that size;
+    /// --plot NAME.png writes the same chart as a PNG.
     @Test(arguments: ["relative_frobenius", "sqnr_db"])
     func chartRendersToANonBlankImage(_ metric: String) throws {
         let dir = try TestSupport.tempDir()
@@ -107,7 +108,24 @@ import Testing
         let png = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
         #expect(png["width"] as? Int == w && png["height"] as? Int == h, "\(png)")
         #expect((png["colors"] as? Int ?? 0) > 20 && (png["non_white"] as? Double ?? 0) > 0.05, "\(png)")
-        #expect(try TestSupport.ftq(["compare", Self.golden + "/source", Self.golden + "/nf4", "--plot", dir + "/x.png"]).status == 2)
+
+        // The same chart as ftq's own PNG: same size, valid (CRCs, zlib), not blank, and the
+        // cells (inside their white outlines, away from their text) the colours rsvg-convert
+        // painted from the SVG. Geometry: formats/metrics.md (cells 74 x 22 from (70, 64)).
+        r = try TestSupport.ftq(["compare", Self.golden + "/source", Self.golden + "/nf4", "--plot", dir + "/own.png", "--plot-metric", metric, "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let points = (0..<2).flatMap { row in (0..<4).flatMap { col in [0, 66].map { dx in "\(70 + col * 74 + 3 + dx),\(64 + row * 22 + 3)" } } }
+        r = try TestSupport.python(TestSupport.tool("interop/png_check.py"), [dir + "/own.png"] + points)
+        #expect(r.status == 0, "\(r.stderr)")
+        let own = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        #expect(own["width"] as? Int == w && own["height"] as? Int == h, "\(own)")
+        #expect((own["colors"] as? Int ?? 0) > 20 && (own["non_white"] as? Double ?? 0) > 0.05, "\(own)")
+        r = try TestSupport.python(TestSupport.tool("interop/png_check.py"), [dir + "/chart.png"] + points)
+        let rendered = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        let ownPixels = own["pixels"] as? [String: String] ?? [:], renderedPixels = rendered["pixels"] as? [String: String] ?? [:]
+        #expect(ownPixels.count == points.count && ownPixels == renderedPixels, "\(ownPixels) vs \(renderedPixels)")
+        #expect(Set(ownPixels.values).count > 3, "the sampled cells have several colours: \(ownPixels)")
+        #expect(try TestSupport.ftq(["compare", Self.golden + "/source", Self.golden + "/nf4", "--plot", dir + "/x.jpg"]).status == 2)
         #expect(try TestSupport.ftq(["compare", Self.golden + "/source", Self.golden + "/nf4", "--plot", svg, "--plot-metric", "bogus"]).status == 2)
     }
 }
@@ -138,7 +156,8 @@ import Testing
         let src = dir + "/m.safetensors"
         BnBQuantizeCLITests.safetensors([("model.layers.3.mlp.up_proj.weight", "F32", [4, 2048], normal)], to: src)
         let out = dir + (flags[0] == "--type" ? "/o.gguf" : "/o.safetensors")
-        var r = try TestSupport.ftq(["quantize", src] + flags + ["-o", out, "--report", "--json", "--plot", dir + "/p.svg", "-q"])
+        let plot = dir + (flags[0] == "--type" ? "/p.png" : "/p.svg")
+        var r = try TestSupport.ftq(["quantize", src] + flags + ["-o", out, "--report", "--json", "--plot", plot, "-q"])
         #expect(r.status == 0, "\(r.stderr)")
         let doc = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
         let report = doc["report"] as! [String: Any]
@@ -153,12 +172,13 @@ import Testing
         #expect(Self.figures(m["report"] as! [String: Any]).count == 1)
         #expect((m["command"] as! [String]).contains("--report"))
         #expect(try TestSupport.ftq(["verify", out]).status == 0)
-        #expect(FileManager.default.fileExists(atPath: dir + "/p.svg"))
+        let chart = try Data(contentsOf: URL(fileURLWithPath: plot))
+        #expect(plot.hasSuffix(".png") ? chart.starts(with: [0x89, 0x50, 0x4E, 0x47]) : chart.starts(with: Array("<?xml".utf8)))
     }
 
     @Test func usage() throws {
         let src = TestSupport.testdata("golden/bnb-model/source")
-        for args in [["--nf4", "--plot", "/tmp/x.svg"], ["--nf4", "--report", "--plot", "/tmp/x.png"], ["--nf4", "--report", "--dry-run"]] {
+        for args in [["--nf4", "--plot", "/tmp/x.svg"], ["--nf4", "--report", "--plot", "/tmp/x.jpg"], ["--nf4", "--report", "--dry-run"]] {
             #expect(try TestSupport.ftq(["quantize", src] + args).status == 2, "\(args)")
         }
     }
