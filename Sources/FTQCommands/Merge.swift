@@ -25,7 +25,8 @@ struct Merge: ParsableCommand {
 
         modules_to_save copies replace the base's tensors. A GGUF base (llama.cpp names; q/k rows \
         in llama.cpp's order for llama; quantized tensors decoded, merged and quantized again) \
-        gives a GGUF; llama.cpp's GGUF LoRA adapters merge into GGUF bases. Not yet: DoRA.
+        gives a GGUF; llama.cpp's GGUF LoRA adapters merge into GGUF bases. DoRA adapters (use_dora) \
+        merge one at a time into F32, F16 and BF16 safetensors bases.
         """
     )
 

@@ -12,6 +12,8 @@ public struct LoRAAdapter {
         public var rank: Int
         /// alpha / r, or alpha / sqrt(r) with rsLoRA (float64, as PEFT computes it).
         public var scaling: Double
+        /// DoRA's `lora_magnitude_vector` [out] (adapters with `use_dora`), else nil.
+        public var magnitude: TensorEntry? = nil
     }
 
     public let path: String
@@ -24,6 +26,8 @@ public struct LoRAAdapter {
     public let replacements: [(name: String, tensor: TensorEntry)]
     /// `use_rslora` of the config.
     public let useRSLoRA: Bool
+    /// `use_dora` of the config: every module has a magnitude vector.
+    public let useDoRA: Bool
     /// The largest rank the config allows: max(r, every rank_pattern value). PEFT sizes a
     /// combined adapter with it.
     public let maxRank: Int
@@ -62,7 +66,7 @@ public struct LoRAAdapter {
         guard let alpha = number(value("lora_alpha")), alpha.isFinite else { throw fail("\"lora_alpha\" must be a number") }
         let rslora = try bool("use_rslora")
         let fanInFanOut = try bool("fan_in_fan_out")
-        if try bool("use_dora") { throw fail("DoRA adapters (use_dora) are not supported yet") }
+        let dora = try bool("use_dora")
         var saved: [String] = []
         switch value("modules_to_save") {
         case nil, .null?: break
@@ -97,8 +101,20 @@ public struct LoRAAdapter {
         var pairs: [String: (a: TensorEntry?, b: TensorEntry?)] = [:]
         var order: [String] = []
         var replacements: [(name: String, tensor: TensorEntry)] = []
+        var magnitudes: [String: TensorEntry] = [:]
         for t in model.tensors {
             let name = t.name
+            // DoRA: PEFT saves each module's magnitude as `<MODULE>.lora_magnitude_vector`.
+            if name.hasBytePrefix(Self.prefix), name.hasByteSuffix(".lora_magnitude_vector") {
+                guard dora else {
+                    throw fail("the adapter holds DoRA magnitudes (\"\(name)\") but \"use_dora\" is not true")
+                }
+                guard let d = t.type.plainDType, d.isConvertibleFloat, t.shape.count == 1 else {
+                    throw FTQError.invalid("merge.adapter", file: weights, "tensor \"\(name)\" must be a 1-D floating-point tensor")
+                }
+                magnitudes[String(name.dropFirst(Self.prefix.count).dropLast(".lora_magnitude_vector".count))] = t
+                continue
+            }
             var part: String? = nil
             for s in [".lora_A.weight", ".lora_B.weight"] where name.hasByteSuffix(s) { part = s }
             guard let part, name.hasBytePrefix(Self.prefix) else {
@@ -137,7 +153,20 @@ public struct LoRAAdapter {
                 throw fail("module \"\(m)\" has rank \(rank) in its weights but \(Int(r)) in the config")
             }
             let scaling = rslora ? alpha / r.squareRoot() : alpha / r
-            return Module(name: m, a: a, b: b, rank: rank, scaling: scaling)
+            var module = Module(name: m, a: a, b: b, rank: rank, scaling: scaling)
+            if dora {
+                guard let mag = magnitudes.removeValue(forKey: m) else {
+                    throw FTQError.invalid("merge.adapter", file: weights, "module \"\(m)\" lacks its DoRA lora_magnitude_vector (the config sets use_dora)")
+                }
+                guard mag.shape == [b.shape[0]] else {
+                    throw FTQError.invalid("merge.adapter", file: weights, "module \"\(m)\": lora_magnitude_vector is \(mag.shape) but lora_B is \(b.shape)")
+                }
+                module.magnitude = mag
+            }
+            return module
+        }
+        if let stray = magnitudes.keys.sorted().first {
+            throw FTQError.invalid("merge.adapter", file: weights, "module \"\(stray)\" has a DoRA magnitude but no lora_A and lora_B")
         }
         if modules.isEmpty && replacements.isEmpty { throw FTQError.invalid("merge.adapter", file: weights, "the adapter holds no LoRA weights") }
         self.path = directory
@@ -147,6 +176,7 @@ public struct LoRAAdapter {
         self.modules = modules
         self.replacements = replacements
         self.useRSLoRA = rslora
+        self.useDoRA = dora
         self.maxRank = Int(([r] + rankPattern.map(\.1)).max()!)
         self.isGGUF = false
     }
@@ -207,6 +237,7 @@ public struct LoRAAdapter {
         fanInFanOut = false
         replacements = []
         useRSLoRA = false
+        useDoRA = false
         maxRank = modules.map(\.rank).max()!
         isGGUF = true
     }

@@ -94,7 +94,23 @@ public struct LoRAMerger {
         return out
     }
 
+    /// DoRA adapters merge one at a time into F32, F16 and BF16 safetensors bases, from float32
+    /// factors and without fan_in_fan_out (formats/lora-merge.md, "DoRA"); the rest is refused.
+    func checkDoRA() throws {
+        guard let a = adapters.first(where: \.useDoRA) else { return }
+        func refuse(_ m: String) -> FTQError { FTQError.invalid("merge.adapter-config", file: a.configPath, m) }
+        if weights != nil { throw refuse("DoRA adapters (use_dora) combined with other adapters (--weights) are not supported yet") }
+        if a.fanInFanOut { throw refuse("DoRA adapters (use_dora) with fan_in_fan_out are not supported yet") }
+        if model.format == .gguf || baseIsQuantized {
+            throw refuse("DoRA adapters (use_dora) merge into F32, F16 and BF16 safetensors bases; quantized and GGUF bases are not supported yet")
+        }
+        for m in a.modules where m.a.type.plainDType != .F32 || m.b.type.plainDType != .F32 {
+            throw refuse("module \"\(m.name)\": DoRA adapters with \(m.a.type.name) lora_A/lora_B weights are not supported yet (PEFT saves float32)")
+        }
+    }
+
     public func run(to target: OutputTarget) throws -> [WrittenFile] {
+        try checkDoRA()
         if weights != nil, adapters.contains(where: { !$0.replacements.isEmpty }) {
             throw FTQError.invalid("merge.adapter-config", file: adapters[0].configPath,
                 "modules_to_save with several weighted adapters is not supported yet")
@@ -158,15 +174,17 @@ public struct LoRAMerger {
 
     func adapterOrBaseDType(_ t: TensorEntry) -> DType { t.type.plainDType ?? .F32 }
 
+    /// A tensor of adapter `j` as float32.
+    func load(_ j: Int, _ t: TensorEntry) throws -> [Float] {
+        try LoRAMerger(model: adapters[j].model, adapter: adapters[j], options: options).floats(t)
+    }
+
     /// lora_A, lora_B (float32), the rank and the float32 scaling that update one tensor. One
     /// adapter: its own. Several: PEFT's "cat" combination, A_j * weight_j * scaling_j stacked
     /// by rows and B_j by columns in adapter order, zero-padded to the combined rank (the sum of
     /// every adapter's largest rank), with the combined scaling rank / rank = 1 (rank / sqrt(rank)
     /// when the first adapter uses rsLoRA).
     func factors(_ update: Update, baseDType: DType) throws -> (a: [Float], b: [Float], rank: Int, scaling: Float, round: (@Sendable (Float) -> Float)?) {
-        func load(_ j: Int, _ t: TensorEntry) throws -> [Float] {
-            try LoRAMerger(model: adapters[j].model, adapter: adapters[j], options: options).floats(t)
-        }
         guard let weights else {
             let m = update[0].module
             return (try load(0, m.a), try load(0, m.b), m.rank, Float(m.scaling), nil)
@@ -216,6 +234,7 @@ public struct LoRAMerger {
                 // The whole weight in float32 (memory: the largest adapted tensor).
                 var w = try floats(t)
                 let (a, b, rank, scaling, round) = try factors(update, baseDType: t.type.plainDType ?? .F32)
+                let magnitude = try update[0].module.magnitude.map { try load(update[0].adapter, $0) }
                 w.withUnsafeMutableBufferPointer { wp in
                     a.withUnsafeBufferPointer { ap in
                         b.withUnsafeBufferPointer { bp in
@@ -223,6 +242,8 @@ public struct LoRAMerger {
                                           scaling: scaling, fanInFanOut: fanInFanOut, roundDelta: round, threads: options.threads)
                         }
                     }
+                    // DoRA: W + delta, each row scaled to its learned magnitude.
+                    magnitude?.withUnsafeBufferPointer { DoRA.scaleRows(wp, rows: t.shape[0], cols: t.shape[1], magnitude: $0) }
                 }
                 try Self.emit(w, as: item.dtype, emit)
                 if let report {
