@@ -23,11 +23,14 @@ let package = Package(
         .target(name: "FTQFormats", dependencies: ["FTQCore", "FTQKernels"]),
         // Codecs: the scalar reference of every quantizer (the specification) and fast kernels.
         .target(name: "FTQKernels", dependencies: ["FTQCore"]),
+        // Memory planning for fine-tuning and inference (`ftq plan`): pure computation from a
+        // model's architecture and tensor list; no file access besides loading that input.
+        .target(name: "FTQPlan", dependencies: ["FTQCore", "FTQFormats", "FTQKernels"]),
         // Hashing and compression (libcrypto, libzstd).
         .target(name: "FTQArtifacts", dependencies: ["FTQCore", "FTQFormats", "COpenSSL", "CZstd"]),
         // The subcommands; maps errors to exit codes.
         .target(name: "FTQCommands", dependencies: [
-            "FTQCore", "FTQFormats", "FTQArtifacts", "FTQKernels",
+            "FTQCore", "FTQFormats", "FTQArtifacts", "FTQKernels", "FTQPlan",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ftq", dependencies: ["FTQCommands"]),
@@ -37,6 +40,7 @@ let package = Package(
         .testTarget(name: "FTQCoreTests", dependencies: ["FTQCore"]),
         .testTarget(name: "FTQKernelsTests", dependencies: ["FTQCore", "FTQKernels", "FTQArtifacts"]),
         .testTarget(name: "FTQFormatsTests", dependencies: ["FTQCore", "FTQFormats"]),
+        .testTarget(name: "FTQPlanTests", dependencies: ["FTQCore", "FTQFormats", "FTQKernels", "FTQPlan"]),
         .testTarget(name: "FTQCLITests", dependencies: ["FTQCore", "FTQFormats", "FTQArtifacts", "ftq"]),
     ]
 )

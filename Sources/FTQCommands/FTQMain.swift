@@ -22,6 +22,9 @@ public struct FTQ: ParsableCommand {
           ftq hash --tensors model.gguf
           ftq pack out/ -o model.ftqz
           ftq unpack model.ftqz -o copy/
+          ftq plan Llama-3.1-8B/config.json --method qlora --batch 2 --gradient-checkpointing --gpu 24GB
+          ftq plan mistral-7b/ --method lora --lora-targets q,v --seq 4096 --flash-attention --json
+          ftq plan model.gguf --method full --zero 3 --gpus 8 --gpu 80GB
 
         Exit codes:
           0  success
@@ -34,7 +37,7 @@ public struct FTQ: ParsableCommand {
         the tensor or byte offset, with the rule's error code in brackets.
         """,
         version: FTQ.version,
-        subcommands: [Inspect.self, Convert.self, Quantize.self, Dequantize.self, Compare.self, Merge.self, Hash.self, Verify.self] + packSubcommands + [Version.self]
+        subcommands: [Inspect.self, Convert.self, Quantize.self, Dequantize.self, Compare.self, Merge.self, Plan.self, Hash.self, Verify.self] + packSubcommands + [Version.self]
     )
 
     public init() {}
