@@ -25,6 +25,11 @@ struct Plan: ParsableCommand {
         (stage 1: optimizer states, 2: and gradients, 3: and weights, as FSDP does). Sizes are \
         decimal (24GB = 24*10^9 bytes); write 24GiB for a card's exact capacity.
 
+        --loss unfused (the default) is the loss of transformers' Trainer, TRL and PEFT \
+        scripts: the whole logits upcast to fp32, 12 bytes per logit alive at the loss's peak. \
+        --loss chunked is torchtune's chunked cross-entropy (or Liger's fused one): the 16-bit \
+        logits only, 2 bytes per logit. For a large vocabulary this is gigabytes.
+
         --json prints {"model", "architecture", "parameters", "settings", "total_bytes", \
         "total_bytes_low", "total_bytes_high", "pageable_bytes", "breakdown": {NAME: bytes}, \
         "formulas", "overlap_bytes", "assumptions", "warnings", "gpu", "changes", "inference"} \
@@ -64,6 +69,9 @@ struct Plan: ParsableCommand {
 
     @Flag(help: "Step each parameter as soon as its gradient is ready (torchtune's optimizer_in_bwd).")
     var optimizerInBackward = false
+
+    @Option(help: "How the loss is computed: unfused (transformers, TRL, PEFT scripts; default) or chunked (torchtune, Liger).")
+    var loss: String = "unfused"
 
     @Option(help: "DeepSpeed ZeRO stage 0-3 (3 = FSDP full sharding), with --gpus.")
     var zero: Int = 0
@@ -106,6 +114,10 @@ struct Plan: ParsableCommand {
         s.gradientCheckpointing = gradientCheckpointing
         s.flashAttention = flashAttention
         s.optimizerInBackward = optimizerInBackward
+        guard let l = PlanSettings.Loss(rawValue: loss) else {
+            throw FTQError.usage("usage.loss", "--loss must be chunked or unfused (got \"\(loss)\")")
+        }
+        s.loss = l
         guard (0...3).contains(zero) else { throw FTQError.usage("usage.zero", "--zero must be 0, 1, 2 or 3") }
         if let gpus, gpus < 1 || gpus > 1 << 20 { throw FTQError.usage("usage.gpus", "--gpus must be 1 or more") }
         if zero > 0 && gpus == nil {

@@ -24,6 +24,7 @@ struct PlanReport {
         if s.gradientCheckpointing { parts.append("gradient checkpointing") }
         if s.flashAttention { parts.append("FlashAttention") }
         if s.optimizerInBackward { parts.append("optimizer in backward") }
+        parts.append("\(s.loss.rawValue) loss")
         if s.zeroStage > 0 { parts.append("ZeRO-\(s.zeroStage) on \(s.gpus) GPUs") } else if s.gpus > 1 { parts.append("\(s.gpus) GPUs") }
         return parts.joined(separator: ", ")
     }
@@ -124,7 +125,8 @@ struct PlanReport {
             ("lora_rank", s.method == .full ? .null : .int(s.loraRank)),
             ("lora_targets", s.method == .full ? .null : .string(s.loraTargetsText)),
             ("gradient_checkpointing", .bool(s.gradientCheckpointing)), ("flash_attention", .bool(s.flashAttention)),
-            ("optimizer_in_backward", .bool(s.optimizerInBackward)), ("zero", .int(s.zeroStage)), ("gpus", .int(s.gpus)),
+            ("optimizer_in_backward", .bool(s.optimizerInBackward)), ("loss", .string(s.loss.rawValue)),
+            ("zero", .int(s.zeroStage)), ("gpus", .int(s.gpus)),
         ])
         var gpuJSON: JSONValue = .null
         if let g = gpuBytes {

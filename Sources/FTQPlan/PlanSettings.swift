@@ -50,6 +50,32 @@ public struct PlanSettings: Sendable, Equatable {
         public var dtypeName: String { self == .fp32 ? "fp32" : self == .fp16 ? "fp16" : "bf16" }
     }
 
+    /// How the loss is computed from the logits, which decides the bytes per logit alive at
+    /// the loss's peak (formats/plan.md, "logits").
+    public enum Loss: String, CaseIterable, Sendable {
+        /// The output projection and the cross-entropy one chunk of tokens at a time, the float32
+        /// work fused (torchtune's CEWithChunkedOutputLoss under torch.compile, Liger's fused
+        /// linear cross-entropy): only the 16-bit logits stay alive, 2 bytes per logit.
+        case chunked
+        /// The whole [b, s, V] logits upcast to float32 and passed to PyTorch's cross_entropy
+        /// (transformers' Trainer, TRL, PEFT scripts): the float32 log-softmax saved for the
+        /// backward pass, the float32 gradient nll_loss returns and the one log_softmax's
+        /// backward makes, 12 bytes per logit.
+        case unfused
+
+        /// Bytes per logit element alive at the loss's peak: point, low, high.
+        public var bytesPerLogit: (point: Double, low: Double, high: Double) {
+            switch self {
+            // high: without torch.compile each chunk's float32 log-softmax (4 B) is saved for
+            // the backward pass beside the 16-bit logits (2 B).
+            case .chunked: return (2, 2, 6)
+            // low: torch.compile fuses the upcast and the log-softmax (torchtune measured its
+            // compiled unfused loss 8.3 B per logit above its chunked one: about 10).
+            case .unfused: return (12, 10, 12)
+            }
+        }
+    }
+
     public var method: Method = .full
     public var optimizer: Optimizer = .adamw
     public var precision: Precision = .bf16
@@ -68,6 +94,8 @@ public struct PlanSettings: Sendable, Equatable {
     /// Each parameter is stepped as soon as its gradient is ready and the gradient freed
     /// (torchtune's `optimizer_in_bwd`).
     public var optimizerInBackward = false
+    /// The loss computation; unfused is what transformers-based scripts run.
+    public var loss: Loss = .unfused
 
     public init() {}
 

@@ -41,10 +41,6 @@ public struct TrainingEstimate: Sendable {
 public enum TrainingEstimator {
     /// Framework overhead: CUDA context and allocator slack, point / low / high.
     public static let overhead = (point: 1.0e9, low: 0.5e9, high: 1.5e9)
-    /// Bytes per logit element: one float32 buffer (point); the 16-bit logits alone, as a
-    /// chunked or fused loss keeps them (low); 16-bit logits, a shifted 16-bit copy, the
-    /// float32 upcast and the float32 log-softmax of an unfused loss (high).
-    public static let logitBytes = (point: 4.0, low: 2.0, high: 12.0)
     /// The activation coefficients' uncertainty: x0.9 (low) and x1.1 (high).
     public static let activationSpread = 0.1
     /// The caching allocator's reserve as the driver sees it: the high end adds 10%.
@@ -213,9 +209,13 @@ public enum TrainingEstimator {
             activationFormula = blockText + " B; \(units)" + (s.precision == .fp32 ? ", × 2 for fp32" : "")
         }
         // Logits (decoder tokens).
-        let perLogit = sc == .low ? logitBytes.low : sc == .high ? logitBytes.high : logitBytes.point
+        let perLogitRange = s.loss.bytesPerLogit
+        let perLogit = sc == .low ? perLogitRange.low : sc == .high ? perLogitRange.high : perLogitRange.point
         let logits = tokens * Double(a.vocab) * perLogit
-        let logitFormula = "b·s·V·\(Int(perLogit)) B (fp32) = \(s.batch)·\(s.sequence)·\(a.vocab)·\(Int(perLogit))"
+        let logitWhat = s.loss == .chunked
+            ? "chunked loss: the 16-bit logits, the fp32 work one chunk at a time"
+            : "unfused loss: fp32 log-softmax saved for backward, its gradient and log_softmax's backward output, 3 × 4 B"
+        let logitFormula = "b·s·V × \(PlanText.decimal(perLogit)) B (\(logitWhat)) = \(s.batch)·\(s.sequence)·\(a.vocab)·\(PlanText.decimal(perLogit))"
         let overlap = s.gradientCheckpointing ? min(transient, logits) : 0
         let overheadBytes = sc == .low ? overhead.low : sc == .high ? overhead.high : overhead.point
 
@@ -235,7 +235,12 @@ public enum TrainingEstimator {
         if sc == .high { total *= 1 + allocatorReserve }
 
         assumptions.append("activations per Korthikanti et al. with this model's shapes: \(PlanText.decimal(c))·s·b·h bytes per block (GPT-3's shapes give 34)\(s.flashAttention ? "" : ", plus 5·a·s² per block for attention scores")")
-        assumptions.append("logits kept as one fp32 buffer; the range spans a chunked or fused loss (2 B per logit) to an unfused one (12 B)")
+        switch s.loss {
+        case .chunked:
+            assumptions.append("chunked loss (--loss chunked): 2 B per logit, the fp32 work fused one chunk at a time as torch.compile does it; the high end assumes no compile, every chunk's fp32 log-softmax saved for the backward pass (6 B)")
+        case .unfused:
+            assumptions.append("unfused loss (--loss unfused, as transformers' Trainer computes it): 12 B per logit at the start of the backward pass (fp32 log-softmax, its gradient, log_softmax's backward output); the low end assumes torch.compile fuses part of it (10 B)")
+        }
         if !s.flashAttention { assumptions.append("attention scores stored (no --flash-attention); the low end assumes PyTorch's SDPA picks a kernel that stores none") }
         if s.gradientCheckpointing { assumptions.append("with gradient checkpointing the recomputed block and the logits are never alive together: the smaller is subtracted") }
         assumptions.append("framework overhead 1.0 GB (0.5-1.5 GB); activations ±10%; the high end adds 10% for the caching allocator's reserve")

@@ -114,7 +114,8 @@ struct PlanCommandTests {
         for (args, code) in [(["--method", "dora"], "usage.method"), (["--optimizer", "lion"], "usage.optimizer"),
                              (["--precision", "fp8"], "usage.precision"), (["--method", "lora", "--lora-targets", "q,x"], "usage.lora-targets"),
                              (["--zero", "3"], "usage.gpus"), (["--gpu", "lots"], "usage.size"),
-                             (["--lora-rank", "16"], "usage.conflict"), (["--batch", "0"], "usage.batch")] {
+                             (["--lora-rank", "16"], "usage.conflict"), (["--batch", "0"], "usage.batch"),
+                             (["--loss", "fused"], "usage.loss")] {
             let r = try TestSupport.ftq(["plan", cfg] + args)
             #expect(r.status == 2, "\(args)")
             #expect(r.stderr.contains("[\(code)]"), "\(args): \(r.stderr)")
@@ -123,6 +124,32 @@ struct PlanCommandTests {
         // method is still a usage error.
         #expect(try TestSupport.ftq(["plan", "/nonexistent/config.json", "--method", "dora"]).status == 2)
         #expect(try TestSupport.ftq(["plan", "/nonexistent/config.json"]).status == 4)
+    }
+
+    /// --loss: unfused by default (transformers' Trainer), 12 B per logit; chunked 2 B.
+    @Test func lossOption() throws {
+        let cfg = TestSupport.testdata("plan/llama-3.1-8b.json")
+        let common = ["plan", cfg, "--batch", "2", "--flash-attention", "--json"]
+        let d = try TestSupport.ftq(common)
+        #expect(d.status == 0, "\(d.stderr)")
+        let unfused = try TestSupport.ftq(common + ["--loss", "unfused"])
+        let chunked = try TestSupport.ftq(common + ["--loss", "chunked"])
+        #expect(unfused.status == 0 && chunked.status == 0)
+        let (jd, ju, jc) = (try json(d), try json(unfused), try json(chunked))
+        #expect(jd["settings"]?["loss"] == .string("unfused"))
+        #expect(jc["settings"]?["loss"] == .string("chunked"))
+        #expect(int(jd["total_bytes"]) == int(ju["total_bytes"]))
+        let logits = 2 * 2048 * 128_256
+        #expect(int(ju["breakdown"]?["logits"]) == logits * 12)
+        #expect(int(jc["breakdown"]?["logits"]) == logits * 2)
+        guard case let .string(f)? = jc["formulas"]?["logits"] else { Issue.record("no formula"); return }
+        #expect(f.contains("chunked loss") && f.contains("× 2 B"))
+        let text = try TestSupport.ftq(["plan", cfg, "--loss", "chunked"])
+        #expect(text.status == 0 && text.stdout.contains("chunked loss"))
+        let bad = try TestSupport.ftq(["plan", cfg, "--loss", "liger"])
+        #expect(bad.status == 2 && bad.stderr.contains("[usage.loss]") && bad.stderr.contains("chunked or unfused"))
+        let help = try TestSupport.ftq(["plan", "--help"])
+        #expect(help.stdout.contains("--loss"))
     }
 
     @Test func sequenceLongerThanModelWarns() throws {

@@ -17,7 +17,7 @@ struct PlanEstimatorTests {
         let e = TrainingEstimator.estimate(m, s)
         let (sq, b, h, a, L) = (1024.0, 4.0, 768.0, 12.0, 12.0)
         #expect(e.bytes("activations") == L * sq * b * h * (34 + 5 * a * sq / h))
-        #expect(e.bytes("logits") == b * sq * 50257 * 4)
+        #expect(e.bytes("logits") == b * sq * 50257 * 12)
         // FlashAttention removes the score term.
         let flash = TrainingEstimator.estimate(m, settings { $0.batch = 4; $0.sequence = 1024; $0.flashAttention = true })
         #expect(flash.bytes("activations") == L * sq * b * h * 34)
@@ -75,6 +75,25 @@ struct PlanEstimatorTests {
         #expect(e.low < e.total && e.total < e.high)
     }
 
+    /// The loss decides the bytes per logit alive at its peak: 12 unfused (the default,
+    /// transformers' Trainer), 2 chunked (torchtune); the range spans what each cannot know.
+    @Test func lossComputation() throws {
+        let m = try PlanTestSupport.published("llama-3.1-8b")
+        let logits = 2.0 * 2048 * 128_256
+        let unfused = TrainingEstimator.estimate(m, settings { $0.batch = 2; $0.flashAttention = true })
+        #expect(PlanSettings().loss == .unfused)
+        #expect(unfused.bytes("logits") == logits * 12)
+        #expect(unfused.lines.first { $0.key == "logits" }?.formula.contains("× 12 B (unfused loss") == true)
+        let chunked = TrainingEstimator.estimate(m, settings { $0.batch = 2; $0.flashAttention = true; $0.loss = .chunked })
+        #expect(chunked.bytes("logits") == logits * 2)
+        #expect(unfused.total - chunked.total == logits * 10)
+        // Range: unfused 10-12 B per logit, chunked 2-6 B; the assumptions say so.
+        #expect(unfused.total - unfused.low > chunked.total - chunked.low)
+        #expect(chunked.high - chunked.total > 4 * logits)
+        #expect(chunked.assumptions.contains { $0.contains("chunked loss") && $0.contains("6 B") })
+        #expect(unfused.assumptions.contains { $0.contains("unfused loss") && $0.contains("10 B") })
+    }
+
     /// LoRA and QLoRA: frozen weights, adapters and their optimizer state.
     @Test func loraAndQLoRA() throws {
         let m = try PlanTestSupport.published("llama-2-7b")
@@ -109,7 +128,9 @@ struct PlanEstimatorTests {
     /// The advice: each change re-estimated; those that fit are marked; cheapest first.
     @Test func fitAdvice() throws {
         let m = try PlanTestSupport.published("llama-3.1-8b")
-        let s = settings { $0.method = .lora; $0.batch = 8 }
+        // A chunked loss: an unfused one's 12 B per logit at batch 8 (25 GB with a 128k
+        // vocabulary) would leave no single change that fits.
+        let s = settings { $0.method = .lora; $0.batch = 8; $0.loss = .chunked }
         let gpu = 40_000_000_000
         let base = TrainingEstimator.estimate(m, s)
         #expect(!FitAdvisor.fits(base, gpuBytes: gpu))
@@ -148,6 +169,6 @@ struct PlanEstimatorTests {
         // Encoder block: attention 2h+2h+4h+2h+h = 11h, MLP (ReLU, 2048 = 4h) 2h+16h+h = 19h, norms 4h.
         // Decoder block: two attentions 22h, MLP 19h, three norms 6h.
         #expect(e.bytes("activations") == 6 * sq * b * h * 34 + 6 * sq * b * h * 47)
-        #expect(e.bytes("logits") == b * sq * 32128 * 4)
+        #expect(e.bytes("logits") == b * sq * 32128 * 12)
     }
 }

@@ -2,7 +2,8 @@ import Testing
 import FTQPlan
 
 /// ftq plan against published measurements and the field's rules of thumb (formats/plan.md,
-/// "Validation", which states and justifies the tolerance: the point estimate within ±30%).
+/// "Validation", which states and justifies the tolerance: the point estimate within ±25%, and
+/// the published figure inside ftq's low-high range).
 struct PlanValidationTests {
     struct Measurement: Sendable, CustomStringConvertible {
         var name: String
@@ -14,10 +15,13 @@ struct PlanValidationTests {
         /// Compare the resident bytes (paged optimizer state excluded): the figure was read
         /// from PyTorch's allocator, which does not see bitsandbytes' paged (unified) memory.
         var resident = false
+        /// The figure lies below ftq's low end, for the reason formats/plan.md gives
+        /// ("Where the estimate is off"); the test pins that, so a change that explains it shows.
+        var belowLowEnd = false
         var description: String { name }
     }
 
-    static let tolerance = 0.30
+    static let tolerance = 0.25
 
     static func s(_ body: (inout PlanSettings) -> Void) -> PlanSettings {
         var s = PlanSettings()
@@ -26,7 +30,8 @@ struct PlanValidationTests {
     }
 
     /// torchtune's recipes: bf16 weights without a master copy, activation checkpointing,
-    /// SDPA (flash) attention, batch 2, packed sequences of 2048.
+    /// SDPA (flash) attention, batch 2, packed sequences of 2048, and its chunked
+    /// cross-entropy (CEWithChunkedOutputLoss) under torch.compile.
     static func torchtune(_ body: (inout PlanSettings) -> Void) -> PlanSettings {
         s {
             $0.precision = .pureBF16
@@ -34,6 +39,7 @@ struct PlanValidationTests {
             $0.sequence = 2048
             $0.gradientCheckpointing = true
             $0.flashAttention = true
+            $0.loss = .chunked
             body(&$0)
         }
     }
@@ -47,34 +53,46 @@ struct PlanValidationTests {
                     low: 18.9 * GiB, high: 18.9 * GiB, resident: true),
         Measurement(name: "torchtune Llama 3.1 8B LoRA", config: "llama-3.1-8b",
                     settings: torchtune { $0.method = .lora; $0.loraTargets = [.q, .v, .o, .gate, .up, .down] },
-                    low: 16.2 * GiB, high: 16.2 * GiB),
+                    low: 16.2 * GiB, high: 16.2 * GiB, belowLowEnd: true),
         Measurement(name: "torchtune Llama 3.1 8B QLoRA", config: "llama-3.1-8b",
                     settings: torchtune { $0.method = .qlora },
-                    low: 7.4 * GiB, high: 7.4 * GiB),
+                    low: 7.4 * GiB, high: 7.4 * GiB, belowLowEnd: true),
         // torchtune README, 8 x A100 with FSDP (ZeRO-3): Llama 3.1 70B LoRA r16 q,v,o + MLP.
         Measurement(name: "torchtune Llama 3.1 70B LoRA, 8 GPUs", config: "llama-3.1-70b",
                     settings: torchtune { $0.method = .lora; $0.loraRank = 16; $0.loraTargets = [.q, .v, .o, .gate, .up, .down]; $0.zeroStage = 3; $0.gpus = 8 },
                     low: 27.6 * GiB, high: 27.6 * GiB),
+        // llama3_1/405B_qlora: r16 on q, v, o and the MLP.
         Measurement(name: "torchtune Llama 3.1 405B QLoRA, 8 GPUs", config: "llama-3.1-405b",
-                    settings: torchtune { $0.method = .qlora; $0.zeroStage = 3; $0.gpus = 8 },
-                    low: 44.8 * GB, high: 44.8 * GB),
+                    settings: torchtune { $0.method = .qlora; $0.loraRank = 16; $0.loraTargets = [.q, .v, .o, .gate, .up, .down]; $0.zeroStage = 3; $0.gpus = 8 },
+                    low: 44.8 * GB, high: 44.8 * GB, belowLowEnd: true),
         // LLaMA-Factory docs: Llama 2 7B, batch 4, length 1024 (its defaults: checkpointing,
-        // SDPA attention, LoRA r8 on all linear layers, bf16 with fp32 adapters).
+        // SDPA attention, LoRA r8 on all linear layers, bf16 with fp32 adapters; transformers'
+        // Trainer, so the unfused loss).
         Measurement(name: "LLaMA-Factory Llama 2 7B LoRA 16-bit", config: "llama-2-7b",
-                    settings: s { $0.method = .lora; $0.batch = 4; $0.sequence = 1024; $0.gradientCheckpointing = true; $0.flashAttention = true },
+                    settings: s { $0.method = .lora; $0.batch = 4; $0.sequence = 1024; $0.gradientCheckpointing = true; $0.flashAttention = true; $0.loss = .unfused },
                     low: 16 * GB, high: 18 * GB),
         Measurement(name: "LLaMA-Factory Llama 2 7B QLoRA 4-bit", config: "llama-2-7b",
-                    settings: s { $0.method = .qlora; $0.batch = 4; $0.sequence = 1024; $0.gradientCheckpointing = true; $0.flashAttention = true },
+                    settings: s { $0.method = .qlora; $0.batch = 4; $0.sequence = 1024; $0.gradientCheckpointing = true; $0.flashAttention = true; $0.loss = .unfused },
                     low: 7 * GB, high: 9 * GB),
-        // Common guidance: QLoRA of a 7B model in about 8 GB (batch 1, 2048 tokens, checkpointing).
+        // Common guidance: QLoRA of a 7B model in about 8 GB (batch 1, 2048 tokens,
+        // checkpointing; the transformers + PEFT scripts it comes from: unfused loss).
         Measurement(name: "Mistral 7B QLoRA, about 8 GB", config: "mistral-7b",
-                    settings: s { $0.method = .qlora; $0.gradientCheckpointing = true; $0.flashAttention = true },
+                    settings: s { $0.method = .qlora; $0.gradientCheckpointing = true; $0.flashAttention = true; $0.loss = .unfused },
                     low: 8 * GB, high: 8 * GB),
         Measurement(name: "Llama 2 7B QLoRA, about 8 GB", config: "llama-2-7b",
-                    settings: s { $0.method = .qlora; $0.gradientCheckpointing = true; $0.flashAttention = true },
+                    settings: s { $0.method = .qlora; $0.gradientCheckpointing = true; $0.flashAttention = true; $0.loss = .unfused },
                     low: 8 * GB, high: 8 * GB),
+        // HF "personal copilot" post: StarCoder 15.5B QLoRA r32 on c_attn, c_proj, c_fc, FA2,
+        // checkpointing, batch 4, 2048 tokens, transformers' Trainer + PEFT (unfused loss): 26 GB.
+        Measurement(name: "StarCoder 15.5B QLoRA (HF blog)", config: "starcoder",
+                    settings: s {
+                        $0.method = .qlora; $0.loraRank = 32; $0.loraTargets = [.q, .k, .v, .o, .up, .down]
+                        $0.batch = 4; $0.sequence = 2048; $0.gradientCheckpointing = true; $0.flashAttention = true; $0.loss = .unfused
+                    },
+                    low: 26 * GB, high: 26 * GB),
     ]
 
+    /// The point estimate within the tolerance of the published figure (or range).
     @Test(arguments: measurements)
     func publishedMeasurement(_ m: Measurement) throws {
         let model = try PlanTestSupport.published(m.config)
@@ -84,20 +102,34 @@ struct PlanValidationTests {
                 "\(m.name): ftq \(value / 1e9) GB, published \(m.low / 1e9)-\(m.high / 1e9) GB")
     }
 
-    /// StarCoder 15.5B QLoRA (HF "personal copilot" post: r32 on c_attn, c_proj, c_fc, FA2,
-    /// checkpointing, batch 4, 2048 tokens): 26 GB. The run kept the residual stream and the
-    /// non-quantized weights in fp32 (PEFT's prepare_model_for_kbit_training) and reads the
-    /// driver's figure; ftq's point estimate assumes 16-bit and comes out low (formats/plan.md
-    /// says by how much), so the check is that 26 GB lies inside ftq's range.
-    @Test func starcoderWithinRange() throws {
-        let model = try PlanTestSupport.published("starcoder")
-        let e = TrainingEstimator.estimate(model, Self.s {
+    /// The published figure inside ftq's low-high range; for the figures formats/plan.md lists
+    /// as below ftq's floor, below the low end (and by no more than the reason given there).
+    @Test(arguments: measurements)
+    func publishedWithinRange(_ m: Measurement) throws {
+        let model = try PlanTestSupport.published(m.config)
+        let e = TrainingEstimator.estimate(model, m.settings)
+        let paged = m.resident ? e.pageable : 0
+        let (low, high) = (e.low - paged, e.high - paged)
+        if m.belowLowEnd {
+            #expect(m.high < low && m.high > low * 0.85, "\(m.name): range \(low / 1e9)-\(high / 1e9) GB")
+        } else {
+            #expect(low <= m.high && m.low <= high, "\(m.name): range \(low / 1e9)-\(high / 1e9) GB, published \(m.low / 1e9)-\(m.high / 1e9) GB")
+        }
+    }
+
+    /// StarCoder's adapter count is PEFT's printout in the post; the 405B figure fits ftq's
+    /// range at the config's own batch size (1).
+    @Test func starcoderAdaptersAnd405BAtBatch1() throws {
+        let star = try PlanTestSupport.published("starcoder")
+        let e = TrainingEstimator.estimate(star, Self.s {
             $0.method = .qlora; $0.loraRank = 32; $0.loraTargets = [.q, .k, .v, .o, .up, .down]
-            $0.batch = 4; $0.sequence = 2048; $0.gradientCheckpointing = true; $0.flashAttention = true
         })
         #expect(e.trainableParameters == 110_428_160)
-        #expect(e.low <= 26e9 && 26e9 <= e.high, "range \(e.low / 1e9)-\(e.high / 1e9) GB")
-        #expect(e.total < 26e9)
+        let big = try PlanTestSupport.published("llama-3.1-405b")
+        let b1 = TrainingEstimator.estimate(big, Self.torchtune {
+            $0.method = .qlora; $0.loraRank = 16; $0.loraTargets = [.q, .v, .o, .gate, .up, .down]; $0.zeroStage = 3; $0.gpus = 8; $0.batch = 1
+        })
+        #expect(b1.low <= 44.8e9 && 44.8e9 <= b1.high, "\(b1.low / 1e9)-\(b1.high / 1e9) GB")
     }
 
     /// The rule of thumb: 16 bytes per parameter for mixed-precision AdamW, 112 GB for "7B"
