@@ -56,7 +56,7 @@ func bnbBench(_ millions: Int) {
         }
     }
     print("  of which the NF4 kernel alone, from f32 in memory: \(rate(tK)) (rule \(BnB4BitFast.defaultRule))")
-    for rule in [BnB4BitFast.Rule.count, .tree] {
+    for rule in BnB4BitFast.rules {
         let t = medianTime {
             x32.withUnsafeBufferPointer { x in
                 packed.withUnsafeMutableBufferPointer { p in

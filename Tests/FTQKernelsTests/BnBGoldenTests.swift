@@ -230,7 +230,7 @@ struct GoldenTensors {
                     }
                     #expect(p1 == p2 && Self.bits(a1) == Self.bits(a2), "\(type) bs\(bs) n\(n) quantize")
                     // Both ranking rules of the fast kernel, whichever this build uses by default.
-                    for rule in [BnB4BitFast.Rule.count, .tree] where n >= bs {
+                    for rule in BnB4BitFast.rules where n >= bs {
                         var p3 = [UInt8](repeating: 0, count: (n / bs) * bs / 2)
                         var a4 = [Float](repeating: 0, count: n / bs)
                         x.withUnsafeBufferPointer { xp in

@@ -15,14 +15,24 @@ public enum BnB4BitFast {
         /// group), choosing thresholds with blends: fewer instructions where a blend is one
         /// (AVX2 builds).
         case tree
+        /// A bucket lookup and one comparison (BucketRule, AVX2 builds only): for threshold
+        /// tables it admits (NF4's); others use `tree`.
+        case bucket
     }
 
-    /// The rule this build uses: `tree` when compiled for AVX2 (tools/release-build.sh defines
-    /// FTQ_AVX2), `count` otherwise.
+    /// The rule this build uses: `bucket` when compiled for AVX2 (tools/release-build.sh
+    /// defines FTQ_AVX2), `count` otherwise.
     #if FTQ_AVX2
-    public static let defaultRule = Rule.tree
+    public static let defaultRule = Rule.bucket
     #else
     public static let defaultRule = Rule.count
+    #endif
+
+    /// The rules this build can run (every one is tested against the reference).
+    #if FTQ_AVX2 && arch(x86_64)
+    public static let rules: [Rule] = [.count, .tree, .bucket]
+    #else
+    public static let rules: [Rule] = [.count, .tree]
     #endif
 
     /// Quantizes `blocks` full blocks of `bs` values (bs a multiple of 16).
@@ -33,6 +43,14 @@ public enum BnB4BitFast {
         switch rule {
         case .count: run(codec, x, blocks, packed, absmax, CountRule(th))
         case .tree: run(codec, x, blocks, packed, absmax, TreeRule(th))
+        case .bucket:
+            #if FTQ_AVX2 && arch(x86_64)
+            if let bucket = codec.bucketRule {
+                run(codec, x, blocks, packed, absmax, BucketKernel(bucket))
+                return
+            }
+            #endif
+            run(codec, x, blocks, packed, absmax, TreeRule(th))
         }
     }
 

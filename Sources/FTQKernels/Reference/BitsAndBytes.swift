@@ -52,6 +52,8 @@ public struct BnB4BitCodec: Sendable {
     public let code: [Float]
     /// (code[hi], code[lo]) for every byte, for the fast dequantizer.
     let pairs: [SIMD2<Float>]
+    /// The tables of the fast kernel's bucket ranking, where the thresholds admit it.
+    let bucketRule: BucketRule?
 
     /// A codec for `type`; `code` replaces the table for dequantization (a checkpoint's own
     /// stored `quant_map`), quantization always uses the type's table.
@@ -63,6 +65,7 @@ public struct BnB4BitCodec: Sendable {
         nibbleOfRank = type.sortedNibbles
         self.code = code ?? type.code
         pairs = BnB4BitFast.pairTable(self.code)
+        bucketRule = BucketRule(thresholds)
     }
 
     /// The smallest absmax used as a divisor (the float32 nearest 1e-38, a subnormal).
