@@ -46,6 +46,24 @@ func bnbBench(_ millions: Int) {
         }
     }
     print("NF4 + double quant from bf16: \(rate(tQ))")
+    let tF = medianTime {
+        src.withUnsafeBufferPointer { s in
+            packed.withUnsafeMutableBytes { p in
+                absmax.withUnsafeMutableBufferPointer { a in
+                    var at = 0
+                    while at < n {
+                        let m = min(slice, n - at)
+                        codec.quantize(bf16: UnsafeBufferPointer(rebasing: s[at..<(at + m)]), isEnd: at + m == n,
+                                       packed: UnsafeMutableRawBufferPointer(rebasing: p[(at / 2)...]),
+                                       absmax: UnsafeMutableBufferPointer(rebasing: a[(at / 64)...]))
+                        at += m
+                    }
+                    _ = BnBDoubleQuant(compressing: UnsafeBufferPointer(a))
+                }
+            }
+        }
+    }
+    print("NF4 + double quant from bf16, widened in registers (what ftq quantize runs): \(rate(tF))")
     var x32 = [Float](repeating: 0, count: n)
     for k in 0..<n { x32[k] = Float(bitPattern: FloatBits.bf16ToF32(src[k])) }
     let tK = medianTime {

@@ -1,4 +1,5 @@
 import Testing
+import FTQCore
 @testable import FTQKernels
 
 /// Every ranking rule of the fast 4-bit kernel against the reference on scaled values chosen to
@@ -62,5 +63,35 @@ import Testing
     @Test func bucketRuleAdmitsNF4Only() {
         #expect(BnB4BitCodec(type: .nf4, blocksize: 64).bucketRule != nil)
         #expect(BnB4BitCodec(type: .fp4, blocksize: 64).bucketRule == nil)
+    }
+}
+
+/// quantize(bf16:) (BF16 widened in registers) against quantize of the widened float32 values.
+@Suite struct BnBBF16QuantizeTests {
+    @Test(arguments: [BnB4BitType.nf4, .fp4], [32, 64, 4096])
+    func sameBytesAsTheFloat32Path(_ type: BnB4BitType, _ bs: Int) {
+        var rng = SplitMix(seed: UInt64(bs) &* 31 &+ (type == .nf4 ? 1 : 2))
+        let codec = BnB4BitCodec(type: type, blocksize: bs)
+        for n in [bs, 3 * bs, 3 * bs + 2, 5 * bs + 17] where n % 2 == 0 || n == 5 * bs + 17 {
+            var h = (0..<n).map { _ in FloatBits.f32ToBF16(Float(rng.normal() * 0.03).bitPattern) }
+            for i in stride(from: 0, to: n, by: 37) { h[i] = UInt16(truncatingIfNeeded: rng.next()) & 0x807f }  // zeros and subnormals
+            if n > bs { for i in 0..<bs { h[i] = 0 } }  // an all-zero block
+            let f = h.map { Float(bitPattern: UInt32($0) << 16) }
+            var p1 = [UInt8](repeating: 0, count: BnB4BitCodec.packedBytes(n)), p2 = p1
+            var a1 = [Float](repeating: 0, count: codec.blocks(n)), a2 = a1
+            f.withUnsafeBufferPointer { x in p1.withUnsafeMutableBytes { p in a1.withUnsafeMutableBufferPointer { codec.referenceQuantize(x, isEnd: true, packed: p, absmax: $0) } } }
+            h.withUnsafeBufferPointer { x in p2.withUnsafeMutableBytes { p in a2.withUnsafeMutableBufferPointer { codec.quantize(bf16: x, isEnd: true, packed: p, absmax: $0) } } }
+            #expect(p1 == p2 && a1.map(\.bitPattern) == a2.map(\.bitPattern), "\(type) bs \(bs) n \(n)")
+            for rule in BnB4BitFast.rules where n >= bs {
+                var p3 = [UInt8](repeating: 0, count: n / bs * bs / 2)
+                var a3 = [Float](repeating: 0, count: n / bs)
+                h.withUnsafeBufferPointer { x in
+                    p3.withUnsafeMutableBufferPointer { p in
+                        a3.withUnsafeMutableBufferPointer { BnB4BitFast.quantize(codec, bf16: x.baseAddress!, blocks: n / bs, packed: p.baseAddress!, absmax: $0.baseAddress!, rule: rule) }
+                    }
+                }
+                #expect(p3[...] == p1[0..<p3.count] && a3.map(\.bitPattern)[...] == a1.map(\.bitPattern)[0..<a3.count], "\(type) bs \(bs) n \(n) \(rule)")
+            }
+        }
     }
 }

@@ -456,6 +456,27 @@ public struct BnBQuantizer {
         let packed = buffers.converted
         let threads = max(1, bnb.threads)
         var errors = ErrorStats()
+        if t.type.plainDType == .BF16 && report == nil {
+            // BF16 without a report: the kernel widens the stored values itself (the same bytes
+            // as quantizing the float32 widening), with no float32 copy.
+            var done = 0
+            try model.forEachChunk(of: t, granule: bnb.blocksize * 2, buffer: buffers.read) { chunk in
+                let x = chunk.bindMemory(to: UInt16.self)
+                done += x.count
+                let nb = codec.blocks(x.count)
+                let bytes = BnB4BitCodec.packedBytes(x.count)
+                var am = [Float](repeating: 0, count: nb)
+                am.withUnsafeMutableBufferPointer { a in
+                    let job = PackJob(codec: codec, x: .bf16(x), isEnd: done == t.elementCount,
+                                      packed: UnsafeMutableRawBufferPointer(rebasing: packed[0..<bytes]), absmax: a,
+                                      parts: min(threads, max(1, x.count / (64 * 1024))))
+                    if job.parts == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: job.parts) { job.run($0) } }
+                }
+                all.append(contentsOf: am)
+                try emit(UnsafeRawBufferPointer(rebasing: packed[0..<bytes]))
+            }
+            return all
+        }
         let decoded = report == nil ? nil : UnsafeMutableBufferPointer<Float>.allocate(capacity: max(bnb.blocksize, 1 << 18))
         defer { decoded?.deallocate() }
         try forEachGroup(t, group: bnb.blocksize, buffers: buffers) { x, isEnd in
@@ -464,7 +485,7 @@ public struct BnBQuantizer {
             var am = [Float](repeating: 0, count: nb)
             am.withUnsafeMutableBufferPointer { a in
                 // Split at block boundaries across threads; only the last part may end the tensor.
-                let job = PackJob(codec: codec, x: x, isEnd: isEnd, packed: UnsafeMutableRawBufferPointer(rebasing: packed[0..<bytes]),
+                let job = PackJob(codec: codec, x: .f32(x), isEnd: isEnd, packed: UnsafeMutableRawBufferPointer(rebasing: packed[0..<bytes]),
                                   absmax: a, parts: min(threads, max(1, x.count / (64 * 1024))))
                 if job.parts == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: job.parts) { job.run($0) } }
             }
@@ -640,8 +661,20 @@ public enum CompanionFiles {
 /// One slice of a 4-bit tensor split at block boundaries into `parts` pieces, each quantized on
 /// its own thread into its own bytes of `packed` and `absmax` (disjoint ranges).
 struct PackJob: @unchecked Sendable {
+    /// The slice's values: float32, or BF16 bit patterns.
+    enum Values {
+        case f32(UnsafeBufferPointer<Float>)
+        case bf16(UnsafeBufferPointer<UInt16>)
+        var count: Int {
+            switch self {
+            case let .f32(x): return x.count
+            case let .bf16(x): return x.count
+            }
+        }
+    }
+
     let codec: BnB4BitCodec
-    let x: UnsafeBufferPointer<Float>
+    let x: Values
     let isEnd: Bool
     let packed: UnsafeMutableRawBufferPointer
     let absmax: UnsafeMutableBufferPointer<Float>
@@ -654,8 +687,12 @@ struct PackJob: @unchecked Sendable {
         guard b0 < b1 else { return }
         let e0 = b0 * codec.blocksize, e1 = min(x.count, b1 * codec.blocksize)
         // Only the part that ends the slice may end the tensor.
-        codec.quantize(UnsafeBufferPointer(rebasing: x[e0..<e1]), isEnd: isEnd && e1 == x.count,
-                       packed: UnsafeMutableRawBufferPointer(rebasing: packed[(e0 / 2)...]),
-                       absmax: UnsafeMutableBufferPointer(rebasing: absmax[b0..<b1]))
+        let end = isEnd && e1 == x.count
+        let out = UnsafeMutableRawBufferPointer(rebasing: packed[(e0 / 2)...])
+        let a = UnsafeMutableBufferPointer(rebasing: absmax[b0..<b1])
+        switch x {
+        case let .f32(v): codec.quantize(UnsafeBufferPointer(rebasing: v[e0..<e1]), isEnd: end, packed: out, absmax: a)
+        case let .bf16(v): codec.quantize(bf16: UnsafeBufferPointer(rebasing: v[e0..<e1]), isEnd: end, packed: out, absmax: a)
+        }
     }
 }

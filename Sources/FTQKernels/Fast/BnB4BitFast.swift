@@ -5,6 +5,49 @@ protocol RankRule {
     func rank(_ v: SIMD16<Float>) -> SIMD16<Int32>
 }
 
+/// Where a block's values come from: float32, or BF16 bit patterns widened (exactly) in
+/// registers, so that BF16 tensors need no float32 copy.
+protocol BlockValues {
+    /// 16 values from element `i`, as float32.
+    func load16(_ i: Int) -> SIMD16<Float>
+    /// The largest magnitude of elements [start, start + count) (count a multiple of 16).
+    func maxMagnitude(_ start: Int, _ count: Int) -> Float
+}
+
+struct F32Values: BlockValues {
+    let raw: UnsafeRawPointer
+    @inline(__always) func load16(_ i: Int) -> SIMD16<Float> { raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) }
+    @inline(__always) func maxMagnitude(_ start: Int, _ count: Int) -> Float {
+        // As bit patterns, which order finite magnitudes.
+        var m = SIMD16<UInt32>(repeating: 0)
+        var i = start
+        while i < start + count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self) & 0x7fff_ffff
+            m = m.replacing(with: v, where: v .> m)
+            i += 16
+        }
+        return Float(bitPattern: m.max())
+    }
+}
+
+struct BF16Values: BlockValues {
+    let raw: UnsafeRawPointer
+    @inline(__always) func load16(_ i: Int) -> SIMD16<Float> {
+        let h = raw.loadUnaligned(fromByteOffset: i * 2, as: SIMD16<UInt16>.self)
+        return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: h) &<< 16, to: SIMD16<Float>.self)
+    }
+    @inline(__always) func maxMagnitude(_ start: Int, _ count: Int) -> Float {
+        var m = SIMD16<Int16>(repeating: 0)
+        var i = start
+        while i < start + count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 2, as: SIMD16<Int16>.self) & 0x7fff
+            m = m.replacing(with: v, where: v .> m)
+            i += 16
+        }
+        return Float(bitPattern: UInt32(UInt16(m.max())) << 16)
+    }
+}
+
 public enum BnB4BitFast {
     /// How the kernel ranks 16 scaled values among the 15 thresholds (the count of thresholds
     /// strictly below each): both rules give the reference's rank exactly.
@@ -38,6 +81,19 @@ public enum BnB4BitFast {
     /// Quantizes `blocks` full blocks of `bs` values (bs a multiple of 16).
     public static func quantize(_ codec: BnB4BitCodec, _ x: UnsafePointer<Float>, blocks: Int,
                                 packed: UnsafeMutablePointer<UInt8>, absmax: UnsafeMutablePointer<Float>, rule: Rule = defaultRule) {
+        dispatch(codec, F32Values(raw: UnsafeRawPointer(x)), blocks, packed, absmax, rule)
+    }
+
+    /// The same for BF16 values given as bit patterns: identical results to quantizing their
+    /// (exact) float32 widening.
+    public static func quantize(_ codec: BnB4BitCodec, bf16 x: UnsafePointer<UInt16>, blocks: Int,
+                                packed: UnsafeMutablePointer<UInt8>, absmax: UnsafeMutablePointer<Float>, rule: Rule = defaultRule) {
+        dispatch(codec, BF16Values(raw: UnsafeRawPointer(x)), blocks, packed, absmax, rule)
+    }
+
+    @inline(__always)
+    static func dispatch<V: BlockValues>(_ codec: BnB4BitCodec, _ x: V, _ blocks: Int,
+                                         _ packed: UnsafeMutablePointer<UInt8>, _ absmax: UnsafeMutablePointer<Float>, _ rule: Rule) {
         let th = codec.thresholds
         precondition(th.count == 15 && th.allSatisfy { $0 > -1 && $0 < 1 })
         switch rule {
@@ -110,30 +166,21 @@ public enum BnB4BitFast {
     }
 
     @inline(__always)
-    static func run<R: RankRule>(_ codec: BnB4BitCodec, _ x: UnsafePointer<Float>, _ blocks: Int,
-                                 _ packed: UnsafeMutablePointer<UInt8>, _ absmax: UnsafeMutablePointer<Float>, _ rule: R) {
+    static func run<V: BlockValues, R: RankRule>(_ codec: BnB4BitCodec, _ x: V, _ blocks: Int,
+                                                 _ packed: UnsafeMutablePointer<UInt8>, _ absmax: UnsafeMutablePointer<Float>, _ rule: R) {
         let bs = codec.blocksize
         let identity = codec.type == .nf4
         let map = codec.nibbleOfRank
-        let raw = UnsafeRawPointer(x)
         for b in 0..<blocks {
             let base = b * bs
-            // The largest magnitude, as bit patterns (which order finite magnitudes).
-            var m = SIMD16<UInt32>(repeating: 0)
-            var i = 0
-            while i < bs {
-                let v = raw.loadUnaligned(fromByteOffset: (base + i) * 4, as: SIMD16<UInt32>.self) & 0x7fff_ffff
-                m = m.replacing(with: v, where: v .> m)
-                i += 16
-            }
-            let am = Float(bitPattern: m.max())
+            let am = x.maxMagnitude(base, bs)
             absmax[b] = am
             let r = SIMD16<Float>(repeating: 1 / Swift.max(am, BnB4BitCodec.absmaxFloor))
-            i = 0
+            var i = 0
             while i < bs {
                 // The reference clamps x * r to [-1, 1] before ranking; every threshold lies
                 // strictly inside (-1, 1), so the rank is the same unclamped.
-                let rank = rule.rank(raw.loadUnaligned(fromByteOffset: (base + i) * 4, as: SIMD16<Float>.self) * r)
+                let rank = rule.rank(x.load16(base + i) * r)
                 var q = SIMD16<UInt8>(truncatingIfNeeded: rank)
                 if !identity {
                     for l in 0..<16 { q[l] = map[Int(q[l])] }

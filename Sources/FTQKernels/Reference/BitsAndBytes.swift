@@ -158,6 +158,28 @@ public struct BnB4BitCodec: Sendable {
         }
     }
 
+    /// quantize(_:isEnd:packed:absmax:) of BF16 values given as bit patterns, without a float32
+    /// copy of full blocks: the same bytes as quantizing their float32 widening.
+    public func quantize(bf16 x: UnsafeBufferPointer<UInt16>, isEnd: Bool,
+                         packed: UnsafeMutableRawBufferPointer, absmax: UnsafeMutableBufferPointer<Float>) {
+        let n = x.count
+        precondition(isEnd || (n % blocksize == 0))
+        precondition(packed.count >= Self.packedBytes(n) && absmax.count >= blocks(n))
+        let full = n / blocksize
+        if full > 0 {
+            BnB4BitFast.quantize(self, bf16: x.baseAddress!, blocks: full, packed: packed.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                 absmax: absmax.baseAddress!)
+        }
+        let done = full * blocksize
+        if done < n {
+            let tail = x[done...].map { Float(bitPattern: UInt32($0) << 16) }
+            tail.withUnsafeBufferPointer {
+                referenceQuantize($0, isEnd: true, packed: UnsafeMutableRawBufferPointer(rebasing: packed[(done / 2)...]),
+                                  absmax: UnsafeMutableBufferPointer(rebasing: absmax[full...]))
+            }
+        }
+    }
+
     /// Dequantizes like referenceDequantize: full blocks through a table of code pairs, then one
     /// product per value; the rest by the reference.
     public func dequantize(_ packed: UnsafeRawBufferPointer, absmax: UnsafeBufferPointer<Float>, count n: Int,
