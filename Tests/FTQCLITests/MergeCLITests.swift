@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import FTQFormats
 
 /// `ftq merge` against PEFT's merge_and_unload (tools/golden/make_peft.py,
 /// testdata/golden/peft/README.md).
@@ -136,6 +137,36 @@ import Testing
 
     /// An LLM.int8 base: PEFT adds the float32 delta to bitsandbytes' float32 dequantization and
     /// quantizes again (float16 first, then row-wise).
+    /// modules_to_save (lm_head, which bitsandbytes keeps in bf16) with bitsandbytes bases:
+    /// byte-identical to PEFT (tools/golden/make_peft_qbase_save.py); with --dequantize the
+    /// copy is the adapter's values rounded to the base tensor's bf16; a copy of a quantized
+    /// weight is refused.
+    @Test(arguments: ["nf4", "int8"])
+    func modulesToSaveIntoABitsandbytesBase(_ tag: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let qsave = TestSupport.testdata("golden/peft-qsave")
+        var r = try TestSupport.ftq(["merge", Self.golden + "/qbase-\(tag)", qsave + "/qbase-save-lora", "-o", dir + "/m.safetensors", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.data(dir + "/m.safetensors") == Self.data(qsave + "/merged-qbase-save-\(tag)/model.safetensors"))
+        r = try TestSupport.ftq(["merge", Self.golden + "/qbase-\(tag)", qsave + "/qbase-save-lora", "-o", dir + "/d.safetensors", "--dequantize", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        func lmHead(_ path: String) throws -> [UInt8]? {
+            let m = try SafetensorsFile.open(path)
+            return try m.tensors.first { $0.name == "lm_head.weight" }.map { try m.read($0) }
+        }
+        let got = try lmHead(dir + "/d.safetensors"), want = try lmHead(qsave + "/merged-qbase-save-\(tag)/model.safetensors")
+        #expect(got != nil && got == want)
+        let a = dir + "/bad"
+        let q = "base_model.model.model.layers.0.self_attn.q_proj"
+        try Self.adapter(a, config: #"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "modules_to_save": ["q_proj"]}"#,
+                         tensors: [("base_model.model.model.layers.0.mlp.down_proj.lora_A.weight", [4, 128]),
+                                   ("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight", [64, 4]), ("\(q).weight", [64, 64])])
+        r = try TestSupport.ftq(["merge", Self.golden + "/qbase-\(tag)", a, "-o", dir + "/x.safetensors"])
+        #expect(r.status == 3 && r.stderr.contains("q_proj.weight") && r.stderr.contains("quantized"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.safetensors"))
+    }
+
     @Test func int8BaseLikePEFTOnABitsandbytesModel() throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }

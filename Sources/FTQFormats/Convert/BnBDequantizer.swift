@@ -7,8 +7,9 @@ import FTQKernels
 public struct BnBDequantizer {
     public let model: Model
     public let options: ConvertOptions
-    /// Values that replace a 4-bit weight's decoded ones (by its packed tensor's index): the
-    /// merged weights of `ftq merge --dequantize`.
+    /// Values that replace a weight's decoded ones (by its packed or int8 tensor's index), or a
+    /// kept tensor's (by its index): the merged weights and modules_to_save copies of
+    /// `ftq merge --dequantize`.
     var replacements: [Int: () throws -> [Float]] = [:]
 
     public init(model: Model, options: ConvertOptions) {
@@ -236,7 +237,11 @@ public struct BnBDequantizer {
             let o = outs[indices[i]]
             switch o.item {
             case let .copy(k):
-                try conv.copyConverted(model.tensors[k], as: o.dtype, to: emit, buffers: buffers)
+                if let values = replacements[k] {
+                    try emitAll(try values(), as: o.dtype, buffers: buffers, emit: emit)
+                } else {
+                    try conv.copyConverted(model.tensors[k], as: o.dtype, to: emit, buffers: buffers)
+                }
             case let .fourBit(f):
                 if let values = replacements[f.weight] {
                     try emitAll(try values(), as: o.dtype, buffers: buffers, emit: emit)

@@ -116,10 +116,6 @@ public struct LoRAMerger {
                 "modules_to_save with several weighted adapters is not supported yet")
         }
         if model.format == .safetensors && BnBDequantizer.detect(model) {
-            if adapters.contains(where: { !$0.replacements.isEmpty }) {
-                throw FTQError.invalid("merge.adapter-config", file: adapters[0].configPath,
-                    "modules_to_save with a quantized base is not supported yet")
-            }
             return dequantize ? try QuantizedBaseMerge(self).runDequantized(to: target) : try QuantizedBaseMerge(self).run(to: target)
         }
         if model.format != .gguf, let a = adapters.first(where: \.isGGUF) {

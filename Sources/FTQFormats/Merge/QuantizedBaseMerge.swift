@@ -68,6 +68,46 @@ struct QuantizedBaseMerge {
         return out
     }
 
+    /// modules_to_save: base tensor index -> (adapter index, the adapter's copy). Only tensors
+    /// the base keeps in full precision can be replaced (a bitsandbytes checkpoint quantizes the
+    /// linear weights, not lm_head or the embeddings); a quantized weight or one of its parts is
+    /// refused.
+    func replacements(updated: Set<Int>) throws -> [Int: (Int, TensorEntry)] {
+        var quantized = Set<ExactName>()
+        for o in try bnb.outputs(defaultInt8: .F16) {
+            switch o.item {
+            case let .fourBit(f):
+                for k in [f.weight, f.absmax] + (f.nestedAbsmax.map { [$0] } ?? []) { quantized.insert(ExactName(model.tensors[k].name)) }
+            case let .int8(w):
+                for k in [w.weight, w.scb] { quantized.insert(ExactName(model.tensors[k].name)) }
+            default:
+                break
+            }
+        }
+        for (j, adapter) in merger.adapters.enumerated() {
+            for (name, _) in adapter.replacements where quantized.contains(ExactName(name)) {
+                throw FTQError.invalid("merge.adapter-config", file: merger.adapters[j].configPath,
+                    "modules_to_save replaces \"\(name)\", a quantized weight of the base; only tensors the base keeps in full precision can be replaced (quantized ones are not supported yet)")
+            }
+        }
+        var marks: [Int: LoRAMerger.Update] = [:]
+        for k in updated { marks[k] = [] }
+        return try merger.replacementPlan(marks)
+    }
+
+    /// An adapter's modules_to_save copy as float32, rounded first to the base tensor's dtype
+    /// (as loading it into the base's module does).
+    func replacementValues(_ j: Int, _ rep: TensorEntry, baseDType: DType) throws -> [Float] {
+        let a = merger.adapters[j]
+        let raw = try a.model.read(rep)
+        let n = rep.elementCount
+        var stored = [UInt8](repeating: 0, count: n * baseDType.bits / 8)
+        var out = [Float](repeating: 0, count: n)
+        raw.withUnsafeBytes { r in stored.withUnsafeMutableBytes { DTypeConversion.convert(from: rep.type.plainDType ?? .F32, to: baseDType, count: n, src: r, dst: $0) } }
+        stored.withUnsafeBytes { r in out.withUnsafeMutableBytes { DTypeConversion.convert(from: baseDType, to: .F32, count: n, src: r, dst: $0) } }
+        return out
+    }
+
     /// The merged float32 values of one weight: dequantized, rounded to the quant state's dtype,
     /// plus the delta.
     func merged(_ f: BnBDequantizer.FourBit, _ update: LoRAMerger.Update) throws -> [Float] {
@@ -165,11 +205,16 @@ struct QuantizedBaseMerge {
     /// quantization_config.
     func runDequantized(to target: OutputTarget) throws -> [WrittenFile] {
         var d = BnBDequantizer(model: model, options: merger.options)
-        for (k, (f, update)) in try plan() {
+        let plan4 = try plan(), plan8 = try int8Plan()
+        for (k, (f, update)) in plan4 {
             d.replacements[k] = { try merged(f, update) }
         }
-        for (k, (w8, update)) in try int8Plan() {
+        for (k, (w8, update)) in plan8 {
             d.replacements[k] = { try mergedInt8(w8, update) }
+        }
+        for (k, (j, rep)) in try replacements(updated: Set(plan4.keys).union(plan8.keys)) {
+            let dtype = model.tensors[k].type.plainDType ?? .F32
+            d.replacements[k] = { try replacementValues(j, rep, baseDType: dtype) }
         }
         return try d.run(to: target)
     }
@@ -186,9 +231,11 @@ struct QuantizedBaseMerge {
             let t = model.tensors[k]
             int8SCB[k] = try quantizeInt8(try mergedInt8(w8, update), rows: t.shape[0], cols: t.shape[1], name: t.name).scb
         }
+        let replaced = try replacements(updated: Set(plan.keys).union(int8.keys))
         // Output tensor name -> what replaces the base's bytes.
-        enum Part { case packed(Int), absmax(Int), nested(Int), state(Int), int8Weight(Int), scb(Int) }
+        enum Part { case packed(Int), absmax(Int), nested(Int), state(Int), int8Weight(Int), scb(Int), saved(Int) }
         var parts: [ExactName: Part] = [:]
+        for k in replaced.keys { parts[ExactName(model.tensors[k].name)] = .saved(k) }
         for (k, (w8, _)) in int8 {
             parts[ExactName(model.tensors[k].name)] = .int8Weight(k)
             parts[ExactName(model.tensors[w8.scb].name)] = .scb(k)
@@ -230,6 +277,8 @@ struct QuantizedBaseMerge {
                 return small[k]!.json
             case let .scb(k):
                 return BnBQuantizer.littleEndian(int8SCB[k]!)
+            case .saved:
+                preconditionFailure("modules_to_save copies are streamed, not built")
             case let .int8Weight(k):
                 let (w8, update) = int8[k]!
                 let t = model.tensors[k]
@@ -265,7 +314,12 @@ struct QuantizedBaseMerge {
         func write(_ indices: [Int], to path: String, name: String?, progress: Progress?) throws -> (OutputFile, WrittenFile) {
             try conv.streamSafetensors(indices.map { specs[$0] }, metadata: meta, to: path, name: name, progress: progress, label: "merge") { i, _, emit in
                 let t = model.tensors[indices[i]]
-                if let part = parts[ExactName(t.name)] {
+                if case let .saved(k)? = parts[ExactName(t.name)] {
+                    // modules_to_save: the adapter's copy, converted to the base tensor's dtype.
+                    let (j, rep) = replaced[k]!
+                    try Converter(model: merger.adapters[j].model, options: merger.options)
+                        .copyConverted(rep, as: specs[indices[i]].dtype, to: emit, buffers: buffers)
+                } else if let part = parts[ExactName(t.name)] {
                     try bytes(part).withUnsafeBytes(emit)
                 } else {
                     try conv.copyData(t, to: emit, buffers: buffers)
