@@ -10,17 +10,20 @@ import FTQFormats
 
     static func data(_ p: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: p)) }
 
+    /// The bf16 source model, or its conversion to `dtype` under `dir` as PEFT's golden scripts
+    /// made it with torch (exact widening, or rounding to f16).
+    static func source(in dtype: String, _ dir: String) throws -> String {
+        guard dtype != "bf16" else { return source }
+        let r = try TestSupport.ftq(["convert", source, "-o", dir + "/base", "--dtype", dtype, "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return dir + "/base"
+    }
+
     @Test(arguments: ["llama-lora", "llama-rslora", "llama-save"], ["bf16", "f16", "f32"])
     func byteIdenticalToPEFT(_ adapter: String, _ dtype: String) throws {
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }
-        var base = Self.source
-        if dtype != "bf16" {
-            // The same conversion PEFT's script made with torch (exact widening, or rounding to f16).
-            base = dir + "/base"
-            let r = try TestSupport.ftq(["convert", Self.source, "-o", base, "--dtype", dtype, "-q"])
-            #expect(r.status == 0, "\(r.stderr)")
-        }
+        let base = try Self.source(in: dtype, dir)
         let out = dir + "/m.safetensors"
         let r = try TestSupport.ftq(["merge", base, Self.golden + "/" + adapter, "-o", out, "-q"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -35,12 +38,7 @@ import FTQFormats
         let dir = try TestSupport.tempDir()
         defer { TestSupport.cleanup(dir) }
         let golden = TestSupport.testdata("golden/peft-dora")
-        var base = Self.source
-        if dtype != "bf16" {
-            base = dir + "/base"
-            let r = try TestSupport.ftq(["convert", Self.source, "-o", base, "--dtype", dtype, "-q"])
-            #expect(r.status == 0, "\(r.stderr)")
-        }
+        let base = try Self.source(in: dtype, dir)
         let out = dir + "/m.safetensors"
         var r = try TestSupport.ftq(["merge", base, golden + "/" + adapter, "-o", out, "-q"])
         #expect(r.status == 0, "\(r.stderr)")
