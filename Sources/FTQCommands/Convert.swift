@@ -21,6 +21,12 @@ struct Convert: ParsableCommand {
         Memory stays bounded by a few fixed buffers (an 8 MiB read chunk, its converted copy, a \
         4 MiB write buffer) plus the headers, whatever the model's size. Outputs are written under \
         a temporary name and renamed when complete; an existing output is refused without --force.
+
+        A Hugging Face directory whose config.json has model_type llama or mistral, written to \
+        NAME.gguf, becomes a GGUF that llama.cpp runs: llama.cpp's tensor names, q/k rows in its \
+        per-head RoPE order, norms in F32, and the llama.* architecture metadata from config.json \
+        (formats/llama-gguf.md). --type F32, F16 or BF16 sets the type of the 2-D weights; a ggml \
+        type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) quantizes them as `ftq quantize --type` does.
         """
     )
 
@@ -28,8 +34,31 @@ struct Convert: ParsableCommand {
     @OptionGroup var outputOptions: OutputOptions
     @OptionGroup var threads: ThreadOptions
 
+    @Option(help: "GGUF outputs: the type of 2-D weights: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K.")
+    var type: String?
+
+    @Option(help: "Llama GGUF outputs: llama.cpp's pre-tokenizer name (tokenizer.ggml.pre), when ftq cannot derive it from tokenizer.json.")
+    var tokenizerPre: String?
+
     func run() throws {
-        try ConversionRun(command: "convert", args: args, outputOptions: outputOptions, threads: threads, dequantize: false).run()
+        var args = self.args
+        var quantize: GGMLQuantizeType? = nil
+        if let type {
+            guard args.output.hasByteSuffix(".gguf") else {
+                throw FTQError.usage("usage.conflict", "--type writes GGUF; give -o a NAME.gguf, not \(args.output)")
+            }
+            let upper = type.uppercased()
+            if let q = GGMLQuantizeType(rawValue: upper) {
+                quantize = q
+            } else if ["F32", "F16", "BF16"].contains(upper) {
+                guard args.dtype == nil else { throw FTQError.usage("usage.conflict", "give --type or --dtype, not both") }
+                args.dtype = upper.lowercased()
+            } else {
+                throw FTQError.usage("usage.type", "--type must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K (got \"\(type)\")")
+            }
+        }
+        try ConversionRun(command: "convert", args: args, outputOptions: outputOptions, threads: threads, dequantize: false,
+                          quantize: quantize, tokenizerPre: tokenizerPre).run()
     }
 }
 
@@ -63,6 +92,8 @@ struct ConversionRun {
     /// For `quantize --report`: the error of every quantized tensor, measured while writing.
     var report: QuantizationReport? = nil
     var plot: String? = nil
+    /// For `convert --tokenizer-pre`.
+    var tokenizerPre: String? = nil
 
     var input: String { args.input }
     var output: String { args.output }
@@ -96,6 +127,7 @@ struct ConversionRun {
         var commandLine = ["ftq", command, ArtifactPaths.relative(input, to: manifestDir), "-o", ArtifactPaths.relative(output, to: manifestDir)]
         // Options in one canonical spelling, so that equivalent command lines give equal manifests.
         if let quantize { commandLine += ["--type", quantize.rawValue] }
+        if let tokenizerPre { commandLine += ["--tokenizer-pre", tokenizerPre] }
         if report != nil { commandLine.append("--report") }
         if let target { commandLine += ["--dtype", target.rawValue.lowercased()] }
         if let shardBytes, maxShardSize != nil { commandLine += ["--max-shard-size", String(shardBytes)] }
@@ -116,6 +148,14 @@ struct ConversionRun {
         convertOptions.threads = threads.count
         convertOptions.report = report
         convertOptions.notice = { writeStderr("ftq: note: \(TerminalText.escaped($0, limit: 500))\n") }
+        if self.command == "convert", case .gguf = outputTarget {
+            // A Llama-family Hugging Face directory becomes a GGUF llama.cpp runs.
+            convertOptions.llama = try LlamaGGUF.detect(model)
+            convertOptions.tokenizerPre = tokenizerPre
+        }
+        if tokenizerPre != nil && convertOptions.llama == nil {
+            throw FTQError.usage("usage.conflict", "--tokenizer-pre applies to a Llama-family Hugging Face directory written as GGUF")
+        }
         let converter = Converter(model: model, options: convertOptions)
         let written = try converter.run(to: outputTarget)
         if let report, let plot { try ErrorChart.write(report.comparison, metric: "relative_frobenius", a: input, b: output, to: plot) }

@@ -41,6 +41,11 @@ public struct ConvertOptions: Sendable {
     public var threads = 1
     /// When set, `quantize` measures the error of every quantized tensor while writing it.
     public var report: QuantizationReport? = nil
+    /// GGUF outputs of a Llama-family Hugging Face checkpoint: llama.cpp's names, row order and
+    /// metadata (formats/llama-gguf.md).
+    public var llama: LlamaGGUF? = nil
+    /// With `llama`: llama.cpp's pre-tokenizer name, instead of the one derived from tokenizer.json.
+    public var tokenizerPre: String? = nil
     /// GGUF outputs: bytes that replace a tensor's (by model tensor index; same type and size),
     /// for `merge` into a GGUF base.
     public var replacement: (@Sendable (Int) throws -> [UInt8]?)? = nil
@@ -295,22 +300,35 @@ public struct Converter {
         var specs: [(name: String, type: GGMLType, shape: [Int])] = []
         var plainTargets: [DType?] = []
         var quantTargets: [GGMLQuantizeType?] = []
-        for t in model.tensors {
+        let entries = try ggufEntries()
+        for e in entries {
             quantTargets.append(nil)
+            guard let k = e.source else {
+                specs.append((e.name, GGMLType.plain(.F32)!, e.shape))
+                plainTargets.append(.F32)
+                continue
+            }
+            let t = model.tensors[k]
+            if options.llama != nil, t.shape.count < 2 {
+                // llama.cpp wants norms and other 1-D tensors in F32.
+                specs.append((e.name, GGMLType.plain(.F32)!, e.shape))
+                plainTargets.append(.F32)
+                continue
+            }
             if let q = options.quantize, let plan = try quantizePlan(t, q) {
                 switch plan {
                 case let .quantized(type):
-                    specs.append((t.name, type.ggmlType, t.shape))
+                    specs.append((e.name, type.ggmlType, e.shape))
                     plainTargets.append(nil)
                     quantTargets[quantTargets.count - 1] = type
                 case let .plain(d):
-                    specs.append((t.name, GGMLType.plain(d)!, t.shape))
+                    specs.append((e.name, GGMLType.plain(d)!, e.shape))
                     plainTargets.append(d)
                 }
                 continue
             }
             if case let .ggml(g) = t.type, t.type.plainDType == nil, !options.dequantize {
-                specs.append((t.name, g, t.shape))
+                specs.append((e.name, g, e.shape))
                 plainTargets.append(nil)
                 continue
             }
@@ -319,7 +337,7 @@ public struct Converter {
                 throw FTQError.invalid("convert.unsupported-dtype", file: model.file(of: t).path,
                     "tensor \"\(t.name)\" is \(d.rawValue), which GGUF cannot store (it holds F32, F16, BF16, F64, I8, I16, I32, I64 and ggml's quantized types)")
             }
-            specs.append((t.name, g, t.shape))
+            specs.append((e.name, g, e.shape))
             plainTargets.append(d)
         }
         let allPlain = plainTargets.allSatisfy { $0 != nil } && options.quantize == nil
@@ -335,6 +353,10 @@ public struct Converter {
                 metadata.append((k, g))
             }
         }
+        if let llama = options.llama {
+            metadata = llama.metadata(fileType: llamaFileType(specs: specs), quantized: options.quantize != nil)
+            metadata += try LlamaTokenizer.metadata(directory: model.path, vocabSize: llama.vocabSize, pre: options.tokenizerPre, notice: options.notice)
+        }
         let layout = try naming(path) { try GGUFLayout(metadata: metadata, tensors: specs) }
         let out = try OutputFile(path, overwrite: options.overwrite)
         let hashes = options.digest.map { HashPipeline($0) }
@@ -344,10 +366,11 @@ public struct Converter {
             try out.write(layout.headerBytes)
             hashes?.feed(layout.headerBytes, tensor: false)
             let buffers = ChunkBuffers()
-            for (k, item) in layout.items.enumerated() {
-                if let q = quantTargets[k] {
-                    try quantizeTensor(model.tensors[k], to: q, out: out, progress: prog, buffers: buffers, hashes: hashes)
-                } else if let bytes = try options.replacement?(k) {
+            for (i, item) in layout.items.enumerated() {
+                let e = entries[i]
+                if e.source == nil || e.heads != nil {
+                    // Computed or row-permuted tensors: produced whole.
+                    let bytes = try entryBytes(e, plain: plainTargets[i], quantized: quantTargets[i])
                     guard bytes.count == item.nbytes else {
                         throw FTQError.invalid("internal.size", file: path, "tensor \"\(item.name)\": \(bytes.count) bytes produced for \(item.nbytes)")
                     }
@@ -356,8 +379,19 @@ public struct Converter {
                     hashes?.feed(bytes, tensor: true)
                     hashes?.endTensor()
                     prog.advance(bytes.count)
-                } else {
-                    try copy(model.tensors[k], as: plainTargets[k], to: out, progress: prog, buffers: buffers, hashes: hashes)
+                } else if let q = quantTargets[i], let k = e.source {
+                    try quantizeTensor(model.tensors[k], to: q, out: out, progress: prog, buffers: buffers, hashes: hashes)
+                } else if let k = e.source, let bytes = try options.replacement?(k) {
+                    guard bytes.count == item.nbytes else {
+                        throw FTQError.invalid("internal.size", file: path, "tensor \"\(item.name)\": \(bytes.count) bytes produced for \(item.nbytes)")
+                    }
+                    hashes?.beginTensor()
+                    try out.write(bytes)
+                    hashes?.feed(bytes, tensor: true)
+                    hashes?.endTensor()
+                    prog.advance(bytes.count)
+                } else if let k = e.source {
+                    try copy(model.tensors[k], as: plainTargets[i], to: out, progress: prog, buffers: buffers, hashes: hashes)
                 }
                 written.append(WrittenTensor(name: item.name, dtype: item.type.name, shape: item.shape,
                                              offset: layout.headerBytes.count + item.offset, nbytes: item.nbytes, sha256: nil))

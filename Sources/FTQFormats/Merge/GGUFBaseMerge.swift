@@ -12,14 +12,7 @@ struct GGUFBaseMerge: @unchecked Sendable {
 
     /// `model.layers.N.self_attn.q_proj` -> `blk.N.attn_q.weight` (nil if not a Llama-style name).
     static func ggufName(_ module: String) -> String? {
-        let map = ["self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-                   "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"]
-        if module == "lm_head" { return "output.weight" }
-        if module == "model.embed_tokens" { return "token_embd.weight" }
-        let parts = module.split(separator: ".").map(String.init)
-        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let n = Int(parts[2]), n >= 0 else { return nil }
-        guard let g = map[parts[3...].joined(separator: ".")] else { return nil }
-        return "blk.\(n).\(g).weight"
+        LlamaTensorNames.ggufModule(module).map { $0 + ".weight" }
     }
 
     func metadataInt(_ key: String) -> Int? {
@@ -37,15 +30,6 @@ struct GGUFBaseMerge: @unchecked Sendable {
     var architecture: String? {
         if case let .gguf(.string(s))? = model.metadata.first(where: { $0.0 == "general.architecture" })?.1 { return s }
         return nil
-    }
-
-    /// GGUF row -> Hugging Face row of a weight llama.cpp permuted for `heads` heads: rows of a
-    /// head h, [h][j][i] (j < 2, i < d/2) in HF order, are stored [h][i][j].
-    static func hfRow(_ r: Int, rows: Int, heads: Int) -> Int {
-        let d = rows / heads
-        let h = r / d, within = r % d
-        let i = within / 2, j = within % 2
-        return h * d + j * (d / 2) + i
     }
 
     func run(to path: String) throws -> [WrittenFile] {
@@ -117,13 +101,7 @@ struct GGUFBaseMerge: @unchecked Sendable {
         let rows = t.shape[0], cols = t.shape[1]
         let stored = try values(t)
         // Hugging Face row order (llama.cpp permuted q and k rows per head).
-        var w = stored
-        if let heads {
-            for r in 0..<rows {
-                let src = Self.hfRow(r, rows: rows, heads: heads)
-                for c in 0..<cols { w[src * cols + c] = stored[r * cols + c] }
-            }
-        }
+        var w = heads.map { LlamaTensorNames.permuteToHF(stored, rows: rows, cols: cols, heads: $0) } ?? stored
         let (a, b, rank, scaling, round) = try merger.factors(update, baseDType: plain ?? .F32)
         w.withUnsafeMutableBufferPointer { wp in
             a.withUnsafeBufferPointer { ap in
@@ -133,13 +111,7 @@ struct GGUFBaseMerge: @unchecked Sendable {
                 }
             }
         }
-        var out = w
-        if let heads {
-            for r in 0..<rows {
-                let src = Self.hfRow(r, rows: rows, heads: heads)
-                for c in 0..<cols { out[r * cols + c] = w[src * cols + c] }
-            }
-        }
+        let out = heads.map { LlamaTensorNames.permuteToGGUF(w, rows: rows, cols: cols, heads: $0) } ?? w
         if let plain, !(merger.dequantize && merger.options.dtype != nil) {
             var bytes = [UInt8](repeating: 0, count: t.nbytes)
             out.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: plain, count: out.count, src: src, dst: $0) } }
