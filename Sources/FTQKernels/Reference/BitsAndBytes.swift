@@ -142,38 +142,34 @@ public struct BnB4BitCodec: Sendable {
     /// reference. Values must be finite.
     public func quantize(_ x: UnsafeBufferPointer<Float>, isEnd: Bool,
                          packed: UnsafeMutableRawBufferPointer, absmax: UnsafeMutableBufferPointer<Float>) {
-        let n = x.count
-        precondition(isEnd || (n % blocksize == 0))
-        precondition(packed.count >= Self.packedBytes(n) && absmax.count >= blocks(n))
-        let full = n / blocksize
-        if full > 0 {
-            BnB4BitFast.quantize(self, x.baseAddress!, blocks: full, packed: packed.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                 absmax: absmax.baseAddress!)
-        }
-        let done = full * blocksize
-        if done < n {
-            referenceQuantize(UnsafeBufferPointer(rebasing: x[done...]), isEnd: true,
-                              packed: UnsafeMutableRawBufferPointer(rebasing: packed[(done / 2)...]),
-                              absmax: UnsafeMutableBufferPointer(rebasing: absmax[full...]))
-        }
+        quantize(count: x.count, isEnd: isEnd, packed: packed, absmax: absmax, fullBlocks: { full, p, a in
+            BnB4BitFast.quantize(self, x.baseAddress!, blocks: full, packed: p, absmax: a)
+        }, tail: { done in Array(x[done...]) })
     }
 
     /// quantize(_:isEnd:packed:absmax:) of BF16 values given as bit patterns, without a float32
     /// copy of full blocks: the same bytes as quantizing their float32 widening.
     public func quantize(bf16 x: UnsafeBufferPointer<UInt16>, isEnd: Bool,
                          packed: UnsafeMutableRawBufferPointer, absmax: UnsafeMutableBufferPointer<Float>) {
-        let n = x.count
+        quantize(count: x.count, isEnd: isEnd, packed: packed, absmax: absmax, fullBlocks: { full, p, a in
+            BnB4BitFast.quantize(self, bf16: x.baseAddress!, blocks: full, packed: p, absmax: a)
+        }, tail: { done in x[done...].map { Float(bitPattern: UInt32($0) << 16) } })
+    }
+
+    /// The shared part of both: `fullBlocks` quantizes the full blocks, the reference the rest
+    /// (`tail(done)` gives its values as float32).
+    @inline(__always)
+    func quantize(count n: Int, isEnd: Bool, packed: UnsafeMutableRawBufferPointer, absmax: UnsafeMutableBufferPointer<Float>,
+                  fullBlocks: (Int, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<Float>) -> Void, tail: (Int) -> [Float]) {
         precondition(isEnd || (n % blocksize == 0))
         precondition(packed.count >= Self.packedBytes(n) && absmax.count >= blocks(n))
         let full = n / blocksize
         if full > 0 {
-            BnB4BitFast.quantize(self, bf16: x.baseAddress!, blocks: full, packed: packed.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                 absmax: absmax.baseAddress!)
+            fullBlocks(full, packed.baseAddress!.assumingMemoryBound(to: UInt8.self), absmax.baseAddress!)
         }
         let done = full * blocksize
         if done < n {
-            let tail = x[done...].map { Float(bitPattern: UInt32($0) << 16) }
-            tail.withUnsafeBufferPointer {
+            tail(done).withUnsafeBufferPointer {
                 referenceQuantize($0, isEnd: true, packed: UnsafeMutableRawBufferPointer(rebasing: packed[(done / 2)...]),
                                   absmax: UnsafeMutableBufferPointer(rebasing: absmax[full...]))
             }
