@@ -97,8 +97,8 @@ def safetensors_cases():
          "S1: 7 bytes, shorter than the 8-byte header length", "safetensors.truncated")
     case("st_git_lfs_pointer.safetensors", GIT_LFS,
          "S1: a git-lfs pointer text file instead of the model", "safetensors.git-lfs-pointer")
-    case("st_header_over_cap.safetensors", st_raw("{}", length=100_000_001),
-         "S2: header length 100000001, over the 100 MB cap", "safetensors.header-too-large")
+    case("st_header_over_cap.safetensors", st_raw("{}", length=256 * 2**20 + 1),
+         "S2: header length 268435457, over the 256 MiB cap", "safetensors.header-too-large")
     case("st_header_len_max.safetensors", st_raw("{}", length=2**64 - 1),
          "S2: header length 2^64-1", "safetensors.header-too-large")
     case("st_header_past_eof.safetensors", st_raw("{" + e("a") + "}", length=1000),

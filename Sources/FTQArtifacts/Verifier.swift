@@ -40,7 +40,7 @@ public struct Verifier {
     /// and, for a directory manifest, files that nothing lists.
     public func verify(manifestPath: String) throws -> Report {
         let mf = try InputFile(manifestPath)
-        guard mf.size <= 1 << 30 else {
+        guard mf.size <= Limits.manifestBytes else {
             throw FTQError.invalid("manifest.too-large", file: manifestPath, "manifest is over 1 GiB")
         }
         let manifest: Manifest
@@ -109,7 +109,7 @@ public struct Verifier {
 
     func readSmall(_ path: String) throws -> [UInt8] {
         let f = try InputFile(path)
-        guard f.size <= 1 << 30 else { throw FTQError.invalid("checksums.too-large", file: path, "over 1 GiB") }
+        guard f.size <= Limits.manifestBytes else { throw FTQError.invalid("checksums.too-large", file: path, "over 1 GiB") }
         return try f.read(at: 0, count: f.size)
     }
 

@@ -102,7 +102,7 @@ struct Plan: ParsableCommand {
         s.precision = p
         guard batch >= 1 else { throw FTQError.usage("usage.batch", "--batch must be 1 or more") }
         s.batch = batch
-        if let seq, seq < 1 { throw FTQError.usage("usage.seq", "--seq must be 1 or more") }
+        if let seq, seq < 1 || seq > 1 << 30 { throw FTQError.usage("usage.seq", "--seq must be from 1 to 2^30") }
         if m == .full, loraRank != nil || loraTargets != nil {
             throw FTQError.usage("usage.conflict", "--lora-rank and --lora-targets apply to --method lora and qlora")
         }

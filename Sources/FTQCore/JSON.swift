@@ -60,7 +60,7 @@ public enum JSONValue: Equatable, Sendable {
 /// unpaired surrogate escapes, leading zeros, trailing commas, nesting deeper than
 /// ``maxDepth``, and anything but whitespace after the value.
 public struct StrictJSON {
-    public static let maxDepth = 64
+    public static let maxDepth = Limits.jsonDepth
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var i = 0

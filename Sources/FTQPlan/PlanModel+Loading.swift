@@ -3,7 +3,7 @@ import FTQFormats
 
 extension PlanModel {
     /// The largest config.json ftq reads (a real one is a few kilobytes).
-    public static let maxConfigBytes = 16 << 20
+    public static let maxConfigBytes = Limits.planConfigBytes
 
     /// Opens what `ftq plan` is given (formats/plan.md, "Inputs"): a config.json, a Hugging
     /// Face directory (config.json, with or without weights), a safetensors file (with the

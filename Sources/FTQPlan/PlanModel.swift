@@ -29,7 +29,44 @@ public struct PlanModel: Sendable {
     /// A model described by a config.json alone.
     public init(config: JSONValue) throws {
         let a = try PlanArchitecture(config: config)
+        try Self.checkMagnitudes(a)
         self.init(architecture: a, tensors: a.tensors())
+    }
+
+    /// Caps on what a config may describe (formats/limits.md).
+    public static let maxParameters = Limits.planParameters
+    public static let maxLayers = Limits.planLayers
+
+    /// Refuses a config whose sizes would overflow the counts planning derives from them (a
+    /// config.json is untrusted input): the parameter count, and one token's KV cache over all
+    /// layers, with checked arithmetic (`plan.config`, exit 3).
+    static func checkMagnitudes(_ a: PlanArchitecture) throws {
+        // Tensors are listed per layer: bound the layer counts before listing them.
+        guard a.layers <= maxLayers, a.encoderLayers <= maxLayers else {
+            throw PlanArchitecture.bad("\(max(a.layers, a.encoderLayers)) layers: more than \(maxLayers), not a real model")
+        }
+        func product(_ xs: [Int]) -> Int? {
+            var p = 1
+            for x in xs {
+                let (r, o) = p.multipliedReportingOverflow(by: x)
+                if o || r > maxParameters { return nil }
+                p = r
+            }
+            return p
+        }
+        var total = 0
+        for t in a.tensors() {
+            guard let n = product(t.shape) else { total = maxParameters + 1; break }
+            total += n
+            if total > maxParameters { break }
+        }
+        guard total <= maxParameters else {
+            throw PlanArchitecture.bad("the sizes describe more than 2^50 parameters (hidden_size, intermediate_size, num_hidden_layers, vocab_size, heads): not a real model")
+        }
+        // The KV cache of one token (K and V, 2 bytes each) times --seq (at most 2^30) must fit.
+        guard let kv = product([4, a.layers, a.kvDim]), kv <= Limits.planKVBytesPerToken else {
+            throw PlanArchitecture.bad("layers x KV heads x head dim is \(a.layers) x \(a.kvDim): more than any real model's KV cache per token")
+        }
     }
 
     /// Parameters by dtype from a model's header.

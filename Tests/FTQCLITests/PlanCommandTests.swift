@@ -107,6 +107,15 @@ struct PlanCommandTests {
         try #"{"model_type": "llama", "model_type": "gpt2"}"#.write(toFile: path, atomically: true, encoding: .utf8)
         let dup = try TestSupport.ftq(["plan", path])
         #expect(dup.status == 3 && dup.stderr.contains("json.duplicate-key"))
+        // Found by fuzzing (tools/fuzz, plan-config): sizes whose products overflow 64 bits
+        // were a trap; now a refusal. And a KV cache per token beyond any real model's.
+        let overflow = try TestSupport.ftq(["plan", TestSupport.testdata("plan/malformed/plan_config_overflow.json")])
+        #expect(overflow.status == 3 && overflow.stderr.contains("[plan.config]") && overflow.stderr.contains("2^50"), "\(overflow.stderr)")
+        try #"{"model_type": "llama", "hidden_size": 64, "intermediate_size": 64, "num_hidden_layers": 1099511627776, "num_attention_heads": 1, "vocab_size": 2}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let deep = try TestSupport.ftq(["plan", path])
+        #expect(deep.status == 3 && deep.stderr.contains("[plan.config]"), "\(deep.stderr)")
+        #expect(try TestSupport.ftq(["plan", TestSupport.testdata("plan/gpt2.json"), "--seq", "2000000000"]).status == 2)
     }
 
     @Test func usageErrorsExit2() throws {

@@ -22,11 +22,11 @@ public enum PackFormat {
     /// be shorter): 4 MiB.
     public static let frameSize = 4 << 20
     /// The largest uncompressed frame a reader accepts (rule F1): 16 MiB.
-    public static let maxFrameSize = 16 << 20
+    public static let maxFrameSize = Limits.packFrameBytes
     /// The largest index a reader accepts (rule R3): 64 MiB.
-    public static let maxIndexSize = 64 << 20
+    public static let maxIndexSize = Limits.packIndexBytes
     /// The longest file name, in bytes of UTF-8 (rule N1).
-    public static let maxNameBytes = 255
+    public static let maxNameBytes = Limits.packNameBytes
     /// Compression levels `--level` accepts.
     public static let levels = 1...22
     public static let defaultLevel = 3

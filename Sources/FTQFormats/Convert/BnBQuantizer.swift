@@ -607,7 +607,7 @@ public enum CompanionFiles {
     static let weightSuffixes = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".ftqz",
                                  ".safetensors.index.json", ".bin.index.json", ".ftq-tmp", ".manifest.json", ".sha256"]
     /// Companion files above this size are refused: they are not configuration.
-    public static let maxBytes = 64 << 20
+    public static let maxBytes = Limits.companionBytes
 
     /// Names of the companion files of a directory input, sorted: regular files that are not
     /// model weights (any format), ftq's sidecars or hidden files. Empty for a file input.

@@ -26,7 +26,7 @@ public struct GGUFLayout: Sendable {
     public let fileSize: Int
 
     /// ggml cannot load tensor names longer than this.
-    public static let maxNameBytes = 63
+    public static let maxNameBytes = Limits.ggufWrittenNameBytes
 
     public init(metadata: [(String, GGUFValue)], tensors: [(name: String, type: GGMLType, shape: [Int])]) throws {
         var alignment = GGUFReader.defaultAlignment

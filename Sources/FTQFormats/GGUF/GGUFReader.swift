@@ -3,15 +3,15 @@ import FTQCore
 /// Reading GGUF v2/v3 headers (formats/gguf.md, "Validation", rules G1-G20).
 public enum GGUFReader {
     /// Limits on untrusted input (formats/gguf.md, "Limits").
-    public static let maxArrayDepth = 4
-    public static let maxAlignment = 1 << 20
-    public static let maxDims = 4
+    public static let maxArrayDepth = Limits.ggufArrayDepth
+    public static let maxAlignment = Limits.ggufMaxAlignment
+    public static let maxDims = Limits.ggufMaxDims
     public static let defaultAlignment = 32
     /// Keys and tensor names longer than this are refused (the GGUF specification's limit).
-    public static let maxKeyBytes = 65_535
+    public static let maxKeyBytes = Limits.ggufKeyBytes
     /// The largest metadata value (one string, or one array's encoded elements) accepted:
     /// 256 MiB, about 50 times the largest tokenizer seen in real files.
-    public static let maxValueBytes = 256 << 20
+    public static let maxValueBytes = Limits.ggufValueBytes
 
     /// A parsed header of one GGUF file.
     public struct Header: Sendable {

@@ -38,15 +38,23 @@ public struct LoRAAdapter {
     static let prefix = "base_model.model."
     /// The largest LoRA rank ftq accepts (configs come from the internet; real ranks are far
     /// smaller).
-    public static let rankLimit = 65536
+    public static let rankLimit = Limits.loraRank
 
     public init(directory: String) throws {
+        switch PathKind.of(directory) {
+        case .missing: throw FTQError.io("io.not-found", file: directory, "no such file or directory")
+        case let .inaccessible(reason): throw FTQError.io("io.open", file: directory, "cannot open: \(reason)")
+        case .directory: break
+        default:
+            throw FTQError.invalid("merge.adapter-config", file: directory,
+                "not a PEFT adapter: expected a directory holding adapter_config.json (or a llama.cpp .gguf adapter)")
+        }
         let configPath = joinPath(directory, "adapter_config.json")
         guard PathKind.of(configPath) == .regularFile else {
             throw FTQError.invalid("merge.adapter-config", file: directory, "not a PEFT adapter: adapter_config.json is missing")
         }
         let f = try InputFile(configPath)
-        guard f.size <= 1 << 20 else { throw FTQError.invalid("merge.adapter-config", file: configPath, "larger than 1 MiB") }
+        guard f.size <= Limits.adapterConfigBytes else { throw FTQError.invalid("merge.adapter-config", file: configPath, "larger than 1 MiB") }
         let members = try CompanionFiles.parseConfig(try f.read(at: 0, count: f.size), path: configPath)
         func value(_ k: String) -> JSONValue? { members.first { $0.0 == k }?.1 }
         func fail(_ m: String) -> FTQError { FTQError.invalid("merge.adapter-config", file: configPath, m) }

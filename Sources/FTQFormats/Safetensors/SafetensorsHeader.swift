@@ -2,9 +2,9 @@ import FTQCore
 
 /// Parsing and validation of a safetensors header (formats/safetensors.md).
 public enum SafetensorsHeader {
-    /// The largest header accepted, in bytes (formats/safetensors.md, "Limits"); the same
-    /// cap as the reference implementation.
-    public static let maxHeaderBytes = 100_000_000
+    /// The largest header accepted, in bytes (formats/safetensors.md, "Limits"): 256 MiB,
+    /// above the reference implementation's 100,000,000, which real headers exceed.
+    public static let maxHeaderBytes = Limits.safetensorsHeaderBytes
 
     /// One tensor as declared in a header.
     public struct Entry: Sendable, Equatable {
