@@ -44,9 +44,10 @@ case $name in
     sha256sums) add_seeds -path '*/malformed/*' -name '*.json' ; max_len=16384 ; dict= ;;
     pack) ;;
     plan-config) add_seeds -name 'config.json' ; max_len=16384 ;;
+    tokenizer) max_len=65536 ;;
     *) echo "no seed rule for harness $name" >&2; exit 2 ;;
 esac
-# Harnesses for formats with no files in testdata/ (manifest, SHA256SUMS, pack) write generated
+# Harnesses for formats with no files in testdata/ (manifest, SHA256SUMS, pack, tokenizer) write generated
 # seeds here at start-up.
 export FTQ_FUZZ_SEED_DIR=$seeds
 
