@@ -366,30 +366,26 @@ public struct Converter {
             try out.write(layout.headerBytes)
             hashes?.feed(layout.headerBytes, tensor: false)
             let buffers = ChunkBuffers()
+            /// A tensor produced whole in memory, checked against its slot in the layout.
+            func writeWhole(_ bytes: [UInt8], _ item: GGUFLayout.Item) throws {
+                guard bytes.count == item.nbytes else {
+                    throw FTQError.invalid("internal.size", file: path, "tensor \"\(item.name)\": \(bytes.count) bytes produced for \(item.nbytes)")
+                }
+                hashes?.beginTensor()
+                try out.write(bytes)
+                hashes?.feed(bytes, tensor: true)
+                hashes?.endTensor()
+                prog.advance(bytes.count)
+            }
             for (i, item) in layout.items.enumerated() {
                 let e = entries[i]
                 if e.source == nil || e.heads != nil {
                     // Computed or row-permuted tensors: produced whole.
-                    let bytes = try entryBytes(e, plain: plainTargets[i], quantized: quantTargets[i])
-                    guard bytes.count == item.nbytes else {
-                        throw FTQError.invalid("internal.size", file: path, "tensor \"\(item.name)\": \(bytes.count) bytes produced for \(item.nbytes)")
-                    }
-                    hashes?.beginTensor()
-                    try out.write(bytes)
-                    hashes?.feed(bytes, tensor: true)
-                    hashes?.endTensor()
-                    prog.advance(bytes.count)
+                    try writeWhole(try entryBytes(e, plain: plainTargets[i], quantized: quantTargets[i]), item)
                 } else if let q = quantTargets[i], let k = e.source {
                     try quantizeTensor(model.tensors[k], to: q, out: out, progress: prog, buffers: buffers, hashes: hashes)
                 } else if let k = e.source, let bytes = try options.replacement?(k) {
-                    guard bytes.count == item.nbytes else {
-                        throw FTQError.invalid("internal.size", file: path, "tensor \"\(item.name)\": \(bytes.count) bytes produced for \(item.nbytes)")
-                    }
-                    hashes?.beginTensor()
-                    try out.write(bytes)
-                    hashes?.feed(bytes, tensor: true)
-                    hashes?.endTensor()
-                    prog.advance(bytes.count)
+                    try writeWhole(bytes, item)
                 } else if let k = e.source {
                     try copy(model.tensors[k], as: plainTargets[i], to: out, progress: prog, buffers: buffers, hashes: hashes)
                 }
