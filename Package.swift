@@ -16,6 +16,8 @@ let package = Package(
         // System libraries. Debian: libssl-dev, libzstd-dev.
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // SHA-256 with the x86 SHA extensions, one stream or two at once (C: intrinsics).
+        .target(name: "CSHA256"),
 
         // Value types, errors, checked arithmetic, files, float conversions, strict JSON.
         .target(name: "FTQCore"),
@@ -27,7 +29,7 @@ let package = Package(
         // model's architecture and tensor list; no file access besides loading that input.
         .target(name: "FTQPlan", dependencies: ["FTQCore", "FTQFormats", "FTQKernels"]),
         // Hashing and compression (libcrypto, libzstd).
-        .target(name: "FTQArtifacts", dependencies: ["FTQCore", "FTQFormats", "COpenSSL", "CZstd"]),
+        .target(name: "FTQArtifacts", dependencies: ["FTQCore", "FTQFormats", "COpenSSL", "CZstd", "CSHA256"]),
         // The subcommands; maps errors to exit codes.
         .target(name: "FTQCommands", dependencies: [
             "FTQCore", "FTQFormats", "FTQArtifacts", "FTQKernels", "FTQPlan",

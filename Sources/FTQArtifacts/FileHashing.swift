@@ -86,8 +86,8 @@ public enum FileHashing {
         for _ in 0..<workers {
             group.enter()
             DispatchQueue.global().async {
-                let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 4096)
-                defer { buf.deallocate(); group.leave() }
+                let buf = LargeBuffer.allocate(byteCount: 4 << 20)
+                defer { LargeBuffer.deallocate(buf); group.leave() }
                 while true {
                     lock.wait()
                     let k = slots.next

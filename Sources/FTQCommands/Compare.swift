@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import FTQCore
 import FTQFormats
 import FTQKernels
@@ -171,7 +173,12 @@ struct Compare: ParsableCommand {
         return .object(m.filter { ["tensors", "kinds", "total"].contains($0.0) })
     }
 
-    static func fmt(_ x: Double) -> String { String(format: "%.4g", x) }
+    /// printf's `%.4g`.
+    static func fmt(_ x: Double) -> String {
+        var buf = [CChar](repeating: 0, count: 64)
+        _ = withVaList([x]) { vsnprintf(&buf, buf.count, "%.4g", $0) }
+        return String(cString: buf)
+    }
     static func fmt(_ x: Double?) -> String { x.map { fmt($0) } ?? "-" }
 
     static func textReport(_ r: ModelComparison, markdown: Bool) -> String {
@@ -205,15 +212,15 @@ struct Compare: ParsableCommand {
     static func table(_ header: [String], _ rows: [[String]], markdown: Bool) -> String {
         if markdown {
             var s = "| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in "---|" }.joined() + "\n"
-            for r in rows { s += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
+            for r in rows { s += "| " + r.map { $0.replacing("|", with: "\\|") }.joined(separator: " | ") + " |\n" }
             return s
         }
         var widths = header.map(\.count)
         for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i < 3 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            cells.enumerated().map { i, c in i < 3 ? c + String(repeating: " ", count: widths[i] - c.count)
                                                : String(repeating: " ", count: widths[i] - c.count) + c }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
+                .joined(separator: "  ").trimmingWhitespace() + "\n"
         }
         return line(header) + rows.map(line).joined()
     }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import FTQArtifacts
 import FTQCore
 import FTQFormats
@@ -63,7 +62,7 @@ struct Merge: ParsableCommand {
     func run() throws {
         var w: [Double]? = nil
         if let weights {
-            let parts = weights.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            let parts = weights.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingWhitespace()) }
             guard parts.allSatisfy({ $0 != nil && $0!.isFinite }), parts.count == adapters.count else {
                 throw FTQError.usage("usage.weights", "--weights takes one finite number per adapter, separated by commas (got \"\(weights)\" for \(adapters.count) adapters)")
             }

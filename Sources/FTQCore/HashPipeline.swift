@@ -27,12 +27,12 @@ public final class HashPipeline: @unchecked Sendable {
         self.free = DispatchSemaphore(value: buffers)
         self.file = maker()
         self.other = maker()
-        for _ in 0..<buffers { pool.append(.allocate(byteCount: bufferSize, alignment: 64)) }
+        for _ in 0..<buffers { pool.append(LargeBuffer.allocate(byteCount: bufferSize)) }
     }
 
     deinit {
         queue.sync {}
-        for b in pool { b.deallocate() }
+        for b in pool { LargeBuffer.deallocate(b) }
     }
 
     /// Feeds bytes that are tensor data (`tensor: true`, between ``beginTensor()`` and
@@ -48,8 +48,11 @@ public final class HashPipeline: @unchecked Sendable {
             buf.baseAddress!.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
             queue.async {
                 let chunk = UnsafeRawBufferPointer(rebasing: buf[0..<n])
-                self.file.update(chunk)
-                if isTensor { self.tensor?.update(chunk) } else { self.other.update(chunk) }
+                if let part = isTensor ? self.tensor : self.other {
+                    self.file.update(chunk, alongWith: part)
+                } else {
+                    self.file.update(chunk)
+                }
                 self.poolLock.wait()
                 self.pool.append(buf)
                 self.poolLock.signal()

@@ -110,7 +110,7 @@ public final class OutputFile: @unchecked Sendable {
     /// Bytes handed to the kernel, and how many of them have had writeback started.
     private var onDisk = 0
     private var writebackStarted = 0
-    static let writebackStep = 32 << 20
+    static let writebackStep = 8 << 20
 
     /// Flushes and syncs the temporary file, and returns the digest of its bytes (nil without
     /// a digest). The file is complete but not yet at its final name: see ``commit()``.

@@ -167,8 +167,8 @@ public final class Model: @unchecked Sendable {
         let file = files[t.fileIndex]
         let step = max(granule, chunkBytes - chunkBytes % granule)
         let owned = buffer == nil
-            ? UnsafeMutableRawBufferPointer.allocate(byteCount: min(step, max(t.nbytes, 1)), alignment: 64) : nil
-        defer { owned?.deallocate() }
+            ? LargeBuffer.allocate(byteCount: min(step, max(t.nbytes, 1))) : nil
+        defer { owned.map(LargeBuffer.deallocate) }
         let buf = buffer ?? owned!
         precondition(buf.count >= min(step, t.nbytes))
         var done = 0

@@ -64,6 +64,9 @@ public struct BnBQuantizer {
     /// Cached statistics of quantized tensors are kept while they total at most this many bytes;
     /// beyond it they are recomputed from the input when needed (another read).
     public var cacheBudget = 64 << 20
+    /// Packed 4-bit data kept from the statistics pass, so that the tensors it covers are read
+    /// once: at most the largest quantized tensor's size and at most this (formats/cli.md).
+    public var packedCacheLimit = 256 << 20
     /// Receives one line per tensor (`[ i/ N] name [shape] BF16 -> NF4  12.0 MiB -> 3.1 MiB`).
     public var tensorLine: (@Sendable (String) -> Void)? = nil
     /// When set, the error of every quantized tensor is measured while it is written.
@@ -146,6 +149,9 @@ public struct BnBQuantizer {
         var scb: [Int: [Float]] = [:]
         var offsets: [Int: Float] = [:]
         var cachedBytes = 0
+        /// 4-bit tensors quantized during the statistics pass: their packed bytes and absmax.
+        var packed: [Int: (bytes: PackedBytes, absmax: [Float])] = [:]
+        var packedBytes = 0
     }
 
     static func littleEndian(_ x: [Float]) -> [UInt8] {
@@ -312,7 +318,18 @@ public struct BnBQuantizer {
         for (k, p) in plans.enumerated() where p == .quantize {
             switch bnb.mode {
             case .fourBit:
-                let am = try absmax4(k, buffers: buffers)
+                let am: [Float]
+                let size = BnB4BitCodec.packedBytes(model.tensors[k].elementCount)
+                if report == nil && stats.packedBytes + size <= packedBudget(plans) {
+                    // Quantized now, while the tensor is read for its statistics: written from
+                    // memory later, so the tensor is read once.
+                    let bytes = PackedBytes(capacity: size)
+                    am = try pack(k, buffers: buffers, checkFinite: true) { bytes.append($0) }
+                    stats.packed[k] = (bytes, am)
+                    stats.packedBytes += size
+                } else {
+                    am = try absmax4(k, buffers: buffers)
+                }
                 if bnb.doubleQuant {
                     let dq = am.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) }
                     stats.offsets[k] = dq.offset
@@ -330,6 +347,13 @@ public struct BnBQuantizer {
             }
         }
         return stats
+    }
+
+    /// Bytes of packed 4-bit data the statistics pass may keep: the largest quantized tensor's
+    /// size in the input, at most `packedCacheLimit`, so memory stays within one tensor.
+    func packedBudget(_ plans: [BnBTensorPlan]) -> Int {
+        let largest = zip(model.tensors, plans).filter { $0.1 == .quantize }.map(\.0.nbytes).max() ?? 0
+        return min(largest, packedCacheLimit)
     }
 
     func doubleQuant(_ k: Int, _ stats: Stats, buffers: ChunkBuffers) throws -> BnBDoubleQuant {
@@ -418,6 +442,11 @@ public struct BnBQuantizer {
             case let .bytes(b):
                 try b.withUnsafeBytes(emit)
             case let .packed(k):
+                if let cached = stats.packed.removeValue(forKey: k) {
+                    try emit(cached.bytes.bytes)
+                    pendingAbsmax[k] = cached.absmax
+                    return
+                }
                 // The absmax the output stores (after double quantization), for the report.
                 let stored: [Float]? = report != nil && bnb.doubleQuant ? try doubleQuant(k, stats, buffers: buffers).expand() : nil
                 pendingAbsmax[k] = try pack(k, buffers: buffers, storedAbsmax: stored, emit: emit)
@@ -446,8 +475,12 @@ public struct BnBQuantizer {
         })
     }
 
-    /// Quantizes tensor `k` to packed nibbles, streaming; returns its absmax vector.
-    func pack(_ k: Int, buffers: ChunkBuffers, storedAbsmax: [Float]? = nil, emit: (UnsafeRawBufferPointer) throws -> Void) throws -> [Float] {
+    /// Quantizes tensor `k` to packed nibbles, streaming; returns its absmax vector. With
+    /// `checkFinite`, a tensor holding NaN or infinities is refused (`quantize.non-finite`), as
+    /// the statistics pass does: a block's absmax is then not finite (the kernels take the
+    /// largest magnitude by bit pattern), and a partial last block is checked value by value.
+    func pack(_ k: Int, buffers: ChunkBuffers, storedAbsmax: [Float]? = nil, checkFinite: Bool = false,
+              emit: (UnsafeRawBufferPointer) throws -> Void) throws -> [Float] {
         guard case let .fourBit(type) = bnb.mode else { return [] }
         let t = model.tensors[k]
         let codec = BnB4BitCodec(type: type, blocksize: bnb.blocksize)
@@ -472,6 +505,12 @@ public struct BnBQuantizer {
                                       parts: min(threads, max(1, x.count / (64 * 1024))))
                     if job.parts == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: job.parts) { job.run($0) } }
                 }
+                if checkFinite {
+                    let tail = x.count - x.count / bnb.blocksize * bnb.blocksize
+                    if am.contains(where: { !$0.isFinite }) || x[(x.count - tail)...].contains(where: { $0 & 0x7fff >= 0x7f80 }) {
+                        throw nonFinite(t)
+                    }
+                }
                 all.append(contentsOf: am)
                 try emit(UnsafeRawBufferPointer(rebasing: packed[0..<bytes]))
             }
@@ -488,6 +527,10 @@ public struct BnBQuantizer {
                 let job = PackJob(codec: codec, x: .f32(x), isEnd: isEnd, packed: UnsafeMutableRawBufferPointer(rebasing: packed[0..<bytes]),
                                   absmax: a, parts: min(threads, max(1, x.count / (64 * 1024))))
                 if job.parts == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: job.parts) { job.run($0) } }
+            }
+            if checkFinite {
+                let tail = x.count - x.count / bnb.blocksize * bnb.blocksize
+                if am.contains(where: { !$0.isFinite }) || x[(x.count - tail)...].contains(where: { !$0.isFinite }) { throw nonFinite(t) }
             }
             if let y = decoded {
                 // What the output decodes to, against the source values.
@@ -656,6 +699,21 @@ public enum CompanionFiles {
     public static func serializeConfig(_ members: [(String, JSONValue)]) -> [UInt8] {
         Array((JSONText.serialize(.object(members), indent: 2, asciiOnly: true) + "\n").utf8)
     }
+}
+
+/// Packed 4-bit data kept in memory between the statistics pass and writing.
+final class PackedBytes {
+    let buffer: UnsafeMutableRawBufferPointer
+    var count = 0
+    init(capacity: Int) { buffer = LargeBuffer.allocate(byteCount: capacity) }
+    deinit { LargeBuffer.deallocate(buffer) }
+    func append(_ b: UnsafeRawBufferPointer) {
+        guard let src = b.baseAddress, b.count > 0 else { return }
+        precondition(count + b.count <= buffer.count)
+        (buffer.baseAddress! + count).copyMemory(from: src, byteCount: b.count)
+        count += b.count
+    }
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[0..<count]) }
 }
 
 /// One slice of a 4-bit tensor split at block boundaries into `parts` pieces, each quantized on

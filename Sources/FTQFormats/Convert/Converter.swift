@@ -805,14 +805,14 @@ extension GGUFSplit {
 /// chunk (8 MiB) and its converted copy (up to 16 MiB, when F16/BF16 widens to F32).
 /// Uninitialised: every byte used is written first.
 final class ChunkBuffers {
-    let read = UnsafeMutableRawBufferPointer.allocate(byteCount: Model.chunkBytes, alignment: 64)
-    let converted = UnsafeMutableRawBufferPointer.allocate(byteCount: Model.chunkBytes * 2, alignment: 64)
+    let read = LargeBuffer.allocate(byteCount: Model.chunkBytes)
+    let converted = LargeBuffer.allocate(byteCount: Model.chunkBytes * 2)
     /// Decoded blocks of a quantized tensor, a slice at a time (1 MiB of float32).
-    let floats = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+    let floats = LargeBuffer.allocate(byteCount: 1 << 20)
     deinit {
-        read.deallocate()
-        converted.deallocate()
-        floats.deallocate()
+        LargeBuffer.deallocate(read)
+        LargeBuffer.deallocate(converted)
+        LargeBuffer.deallocate(floats)
     }
 }
 

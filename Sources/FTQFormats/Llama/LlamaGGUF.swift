@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import FTQCore
 
 /// A Hugging Face Llama-family checkpoint written as a GGUF that llama.cpp runs

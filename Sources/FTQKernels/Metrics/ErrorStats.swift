@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The sums behind every error figure of formats/metrics.md, for pairs (a, b) of float32 values
 /// (a the reference): float64 sums of d², a², b², ab, |d| and |a| with d = b - a formed in
