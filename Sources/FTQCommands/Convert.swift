@@ -22,11 +22,26 @@ struct Convert: ParsableCommand {
         4 MiB write buffer) plus the headers, whatever the model's size. Outputs are written under \
         a temporary name and renamed when complete; an existing output is refused without --force.
 
-        A Hugging Face directory whose config.json has model_type llama or mistral, written to \
-        NAME.gguf, becomes a GGUF that llama.cpp runs: llama.cpp's tensor names, q/k rows in its \
-        per-head RoPE order, norms in F32, and the llama.* architecture metadata from config.json \
-        (formats/llama-gguf.md). --type F32, F16 or BF16 sets the type of the 2-D weights; a ggml \
-        type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) quantizes them as `ftq quantize --type` does.
+        A Hugging Face directory whose config.json has model_type llama, mistral or qwen2, written \
+        to NAME.gguf, becomes a GGUF that llama.cpp runs: llama.cpp's tensor names, q/k rows in its \
+        per-head RoPE order (llama), norms in F32, the architecture metadata from config.json and \
+        the vocabulary (byte-level BPE from tokenizer.json, SentencePiece from tokenizer.model or \
+        a byte-fallback tokenizer.json) (formats/llama-gguf.md). Other model_types are refused. \
+        --type F32, F16 or BF16 sets the type of the 2-D weights; a ggml type (Q8_0, Q4_0, Q4_1, \
+        Q5_0, Q5_1, Q4_K, Q6_K) quantizes them as `ftq quantize --type` does. \
+        A bitsandbytes checkpoint of such a model (NF4, FP4, int8) is dequantized on the fly, as \
+        `ftq dequantize` does, and then written the same way.
+
+        GGUF outputs take per-tensor types as llama-quantize does: --token-embedding-type T \
+        (token_embd.weight), --output-tensor-type T (output.weight), and --tensor-type PATTERN=T \
+        (repeatable): a 2-D weight whose GGUF name contains a match of the regular expression \
+        PATTERN (lowercased) takes T, the first matching PATTERN winning. They take precedence \
+        over --type in that order; K-quant rows that are not a multiple of 256 still fall back.
+
+        The reverse: a llama-architecture GGUF written to a directory becomes a Hugging Face \
+        checkpoint that transformers loads: HF tensor names, q/k rows back in HF order, quantized \
+        tensors decoded (F32, or --dtype), config.json, generation_config.json, and tokenizer.json \
+        with tokenizer_config.json for gpt-2 and llama-bpe vocabularies.
         """
     )
 
@@ -39,6 +54,16 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Llama GGUF outputs: llama.cpp's pre-tokenizer name (tokenizer.ggml.pre), when ftq cannot derive it from tokenizer.json.")
     var tokenizerPre: String?
+
+    @Option(help: "GGUF outputs: the type of token_embd.weight (a --type name).")
+    var tokenEmbeddingType: String?
+
+    @Option(help: "GGUF outputs: the type of output.weight (a --type name).")
+    var outputTensorType: String?
+
+    @Option(help: ArgumentHelp("GGUF outputs: PATTERN=TYPE: 2-D weights whose GGUF name matches the regular expression PATTERN take TYPE (repeatable; the first match wins).",
+                               valueName: "pattern=type"))
+    var tensorType: [String] = []
 
     func run() throws {
         var args = self.args
@@ -57,8 +82,16 @@ struct Convert: ParsableCommand {
                 throw FTQError.usage("usage.type", "--type must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K (got \"\(type)\")")
             }
         }
+        var overrides: GGUFTypeOverrides? = nil
+        if tokenEmbeddingType != nil || outputTensorType != nil || !tensorType.isEmpty {
+            guard args.output.hasByteSuffix(".gguf") else {
+                let option = tokenEmbeddingType != nil ? "--token-embedding-type" : outputTensorType != nil ? "--output-tensor-type" : "--tensor-type"
+                throw FTQError.usage("usage.conflict", "\(option) sets a GGUF tensor type; give -o a NAME.gguf, not \(args.output)")
+            }
+            overrides = try GGUFTypeOverrides(tokenEmbedding: tokenEmbeddingType, output: outputTensorType, tensorTypes: tensorType)
+        }
         try ConversionRun(command: "convert", args: args, outputOptions: outputOptions, threads: threads, dequantize: false,
-                          quantize: quantize, tokenizerPre: tokenizerPre).run()
+                          quantize: quantize, tokenizerPre: tokenizerPre, typeOverrides: overrides).run()
     }
 }
 
@@ -94,6 +127,8 @@ struct ConversionRun {
     var plot: String? = nil
     /// For `convert --tokenizer-pre`.
     var tokenizerPre: String? = nil
+    /// For `convert --token-embedding-type`, `--output-tensor-type`, `--tensor-type`.
+    var typeOverrides: GGUFTypeOverrides? = nil
 
     var input: String { args.input }
     var output: String { args.output }
@@ -127,24 +162,27 @@ struct ConversionRun {
         var commandLine = ["ftq", command, ArtifactPaths.relative(input, to: manifestDir), "-o", ArtifactPaths.relative(output, to: manifestDir)]
         // Options in one canonical spelling, so that equivalent command lines give equal manifests.
         if let quantize { commandLine += ["--type", quantize.rawValue] }
+        commandLine += typeOverrides?.commandLine ?? []
         if let tokenizerPre { commandLine += ["--tokenizer-pre", tokenizerPre] }
         if report != nil { commandLine.append("--report") }
         if let target { commandLine += ["--dtype", target.rawValue.lowercased()] }
         if let shardBytes, maxShardSize != nil { commandLine += ["--max-shard-size", String(shardBytes)] }
         let command = commandLine
-        let options: [(String, JSONValue)] = [
+        var options: [(String, JSONValue)] = [
             ("output_format", .string(outputFormat)),
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
             ("max_shard_size", shardBytes.map { .int($0) } ?? .null),
             ("dequantize", .bool(dequantize)),
             ("type", quantize.map { .string($0.rawValue) } ?? .null),
         ]
+        if self.command == "convert" { options += (typeOverrides ?? GGUFTypeOverrides()).manifestOptions }
         let sidecars = ArtifactPaths.manifestSidecars(command: command, options: options, inputPaths: inputPaths,
                                                       manifestDirectory: manifestDir, threads: threads.count, report: report)
         var convertOptions = ConvertOptions(
             dtype: target, overwrite: outputOptions.force, quiet: outputOptions.quiet, dequantize: dequantize,
             digest: FileHashing.sha256, sidecars: sidecars)
         convertOptions.quantize = quantize
+        convertOptions.typeOverrides = typeOverrides
         convertOptions.threads = threads.count
         convertOptions.report = report
         convertOptions.notice = { writeStderr("ftq: note: \(TerminalText.escaped($0, limit: 500))\n") }
@@ -156,8 +194,13 @@ struct ConversionRun {
         if tokenizerPre != nil && convertOptions.llama == nil {
             throw FTQError.usage("usage.conflict", "--tokenizer-pre applies to a Llama-family Hugging Face directory written as GGUF")
         }
-        let converter = Converter(model: model, options: convertOptions)
-        let written = try converter.run(to: outputTarget)
+        let written: [WrittenFile]
+        if self.command == "convert", case .hfDirectory = outputTarget, GGUFToHF.applies(to: model) {
+            // A Llama GGUF written as a directory becomes a checkpoint transformers loads.
+            written = try GGUFToHF(model: model, options: convertOptions).run(to: outputTarget)
+        } else {
+            written = try Converter(model: model, options: convertOptions).run(to: outputTarget)
+        }
         if let report, let plot { try ErrorChart.write(report.comparison, metric: "relative_frobenius", a: input, b: output, to: plot) }
         if json {
             var members: [(String, JSONValue)] = [

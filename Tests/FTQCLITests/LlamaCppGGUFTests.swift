@@ -203,7 +203,9 @@ import Testing
 
     /// Converting llama.cpp's quantized files to safetensors decodes every tensor (legacy and
     /// K-quant blocks) to exactly gguf-py's dequantized values, as float32 or as --dtype bf16;
-    /// each output verifies against its manifest.
+    /// to a directory, they become a Hugging Face Llama checkpoint (names and q/k rows mapped
+    /// back, formats/llama-gguf.md "GGUF to Hugging Face"); each output verifies against its
+    /// manifest.
     @Test(arguments: fixtures) func convertToSafetensorsDecodesLikeGGUFPy(_ f: Fixture) throws {
         for (out, dtype) in [("out.safetensors", "f32"), ("out-bf16.safetensors", "bf16"), ("hf", "f32")] {
             let dir = try TestSupport.tempDir("llamacpp-convert")
@@ -212,8 +214,9 @@ import Testing
             if dtype != "f32" { args += ["--dtype", dtype] }
             let r = try TestSupport.ftq(args)
             #expect(r.status == 0, "\(out): exit \(r.status), stderr: \(r.stderr)")
-            let file = out == "hf" ? dir + "/hf/model.safetensors" : dir + "/" + out
-            let c = try TestSupport.python(TestSupport.tool("interop/dequant_peer.py"), ["check", f.path, file, dtype])
+            let c = out == "hf"
+                ? try TestSupport.python(TestSupport.tool("interop/gguf_to_hf_peer.py"), ["check", f.path, dir + "/hf", "keep"])
+                : try TestSupport.python(TestSupport.tool("interop/dequant_peer.py"), ["check", f.path, dir + "/" + out, dtype])
             #expect(c.status == 0, "\(out): \(c.stdout)\(c.stderr)")
             #expect(try TestSupport.ftq(["verify", dir + "/" + out]).status == 0)
         }

@@ -46,6 +46,9 @@ public struct ConvertOptions: Sendable {
     public var llama: LlamaGGUF? = nil
     /// With `llama`: llama.cpp's pre-tokenizer name, instead of the one derived from tokenizer.json.
     public var tokenizerPre: String? = nil
+    /// GGUF outputs: per-tensor types by GGUF name, over `quantize` and `dtype`
+    /// (formats/llama-gguf.md, "Type overrides").
+    public var typeOverrides: GGUFTypeOverrides? = nil
     /// GGUF outputs: bytes that replace a tensor's (by model tensor index; same type and size),
     /// for `merge` into a GGUF base.
     public var replacement: (@Sendable (Int) throws -> [UInt8]?)? = nil
@@ -308,14 +311,14 @@ public struct Converter {
                 plainTargets.append(.F32)
                 continue
             }
-            let t = model.tensors[k]
+            let t = e.logical ?? model.tensors[k]
             if options.llama != nil, t.shape.count < 2 {
                 // llama.cpp wants norms and other 1-D tensors in F32.
                 specs.append((e.name, GGMLType.plain(.F32)!, e.shape))
                 plainTargets.append(.F32)
                 continue
             }
-            if let q = options.quantize, let plan = try quantizePlan(t, q) {
+            if let plan = try ggufPlan(e, t) {
                 switch plan {
                 case let .quantized(type):
                     specs.append((e.name, type.ggmlType, e.shape))
@@ -354,7 +357,7 @@ public struct Converter {
             }
         }
         if let llama = options.llama {
-            metadata = llama.metadata(fileType: llamaFileType(specs: specs), quantized: options.quantize != nil)
+            metadata = llama.metadata(fileType: llamaFileType(specs: specs), quantized: options.quantize != nil || quantTargets.contains { $0 != nil })
             metadata += try LlamaTokenizer.metadata(directory: model.path, vocabSize: llama.vocabSize, pre: options.tokenizerPre, notice: options.notice)
         }
         let layout = try naming(path) { try GGUFLayout(metadata: metadata, tensors: specs) }
@@ -382,6 +385,8 @@ public struct Converter {
                 if e.source == nil || e.heads != nil {
                     // Computed or row-permuted tensors: produced whole.
                     try writeWhole(try entryBytes(e, plain: plainTargets[i], quantized: quantTargets[i]), item)
+                } else if e.bnb != nil {
+                    try writeDequantized(e, plain: plainTargets[i], quantized: quantTargets[i], out: out, progress: prog, buffers: buffers, hashes: hashes)
                 } else if let q = quantTargets[i], let k = e.source {
                     try quantizeTensor(model.tensors[k], to: q, out: out, progress: prog, buffers: buffers, hashes: hashes)
                 } else if let k = e.source, let bytes = try options.replacement?(k) {
