@@ -175,7 +175,8 @@ struct ConversionRun {
             ("dequantize", .bool(dequantize)),
             ("type", quantize.map { .string($0.rawValue) } ?? .null),
         ]
-        if self.command == "convert" { options += (typeOverrides ?? GGUFTypeOverrides()).manifestOptions }
+        // convert always records them; quantize when given (its manifests otherwise keep their keys).
+        if self.command == "convert" || typeOverrides != nil { options += (typeOverrides ?? GGUFTypeOverrides()).manifestOptions }
         let sidecars = ArtifactPaths.manifestSidecars(command: command, options: options, inputPaths: inputPaths,
                                                       manifestDirectory: manifestDir, threads: threads.count, report: report)
         var convertOptions = ConvertOptions(

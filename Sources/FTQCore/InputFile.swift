@@ -10,6 +10,13 @@ import Darwin
 /// tensor data is streamed in bounded chunks. Reading with `pread` rather than `mmap` also
 /// means that a file truncated while ftq reads it gives a clear error (`io.short-read`),
 /// never a SIGBUS.
+///
+/// Each file's ``FileStamp`` is recorded when it is opened, and every open input is
+/// registered: ``checkInputsUnchanged()`` (which ``OutputFile/commit()`` calls before it
+/// renames anything into place) refuses to go on if a file was rewritten, resized or replaced
+/// while ftq read it, so that an output never mixes old and new bytes of an input. The watch
+/// is per process, as ftq runs one command per process: a change found when a file is closed
+/// refuses every later commit of the process.
 public final class InputFile: @unchecked Sendable {
     /// The path as the user gave it; used in every error message.
     public let path: String
@@ -17,6 +24,8 @@ public final class InputFile: @unchecked Sendable {
     public let size: Int
     /// Device and inode, to recognise the same file under two names.
     public let identity: FileIdentity
+    /// Size, inode and times when the file was opened.
+    public let stamp: FileStamp
     private let fd: Int32
 
     /// Opens `path`, which must be a regular file (not a directory, FIFO or device).
@@ -40,9 +49,39 @@ public final class InputFile: @unchecked Sendable {
         self.fd = fd
         self.size = Int(st2.st_size)
         self.identity = FileIdentity(device: UInt64(st2.st_dev), inode: UInt64(st2.st_ino))
+        self.stamp = FileStamp(st2)
+        InputWatch.shared.opened(InputWatch.Entry(path: path, fd: fd, stamp: stamp))
     }
 
-    deinit { close(fd) }
+    deinit {
+        InputWatch.shared.closing(InputWatch.Entry(path: path, fd: fd, stamp: stamp))
+        close(fd)
+    }
+
+    /// The error to report if the file changed since it was opened, or nil: when `byName` is
+    /// true, its path no longer names it (it was removed, or another file renamed over it);
+    /// its size, modification or status-change time differ (`fstat`).
+    ///
+    /// Rewriting a file in place updates its modification and status-change times, which
+    /// nothing but the kernel can set back (the status-change time); the times have the
+    /// resolution the kernel gives them, one clock tick (1 to 10 ms) at worst on Linux.
+    public func change(byName: Bool = true) -> FTQError? {
+        InputWatch.change(InputWatch.Entry(path: path, fd: fd, stamp: stamp), byName: byName)
+    }
+
+    /// Throws `io.input-changed` if the file changed since it was opened (see ``change(byName:)``).
+    public func checkUnchanged() throws {
+        if let e = change() { throw e }
+    }
+
+    /// Throws `io.input-changed`, naming the file, if any input file this process has opened
+    /// changed while it was open: those still open are checked now (``change(byName:)``),
+    /// those already closed were checked when they were closed.
+    ///
+    /// Costs two `stat`s per open file; called before an output is renamed into place.
+    public static func checkInputsUnchanged() throws {
+        if let e = InputWatch.shared.firstChange() { throw e }
+    }
 
     /// Reads exactly `count` bytes at `offset` into `buffer`, or throws.
     ///
@@ -72,6 +111,105 @@ public final class InputFile: @unchecked Sendable {
             try read(into: UnsafeMutableRawBufferPointer(buf), at: offset)
             initialized = count
         }
+    }
+}
+
+/// What `fstat` says of a file that changes when its content does: device, inode, size, and
+/// the modification and status-change times to the nanosecond.
+public struct FileStamp: Hashable, Sendable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+    public var modified: Duration
+    public var statusChanged: Duration
+
+    public init(device: UInt64, inode: UInt64, size: Int64, modified: Duration, statusChanged: Duration) {
+        self.device = device
+        self.inode = inode
+        self.size = size
+        self.modified = modified
+        self.statusChanged = statusChanged
+    }
+
+    init(_ st: stat) {
+        #if canImport(Darwin)
+        let m = st.st_mtimespec, c = st.st_ctimespec
+        #else
+        let m = st.st_mtim, c = st.st_ctim
+        #endif
+        self.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                  modified: .seconds(Int64(m.tv_sec)) + .nanoseconds(Int64(m.tv_nsec)),
+                  statusChanged: .seconds(Int64(c.tv_sec)) + .nanoseconds(Int64(c.tv_nsec)))
+    }
+}
+
+/// The input files of this process: those open (by descriptor), and the first change found
+/// in one when it was closed.
+final class InputWatch: @unchecked Sendable {
+    struct Entry {
+        var path: String
+        var fd: Int32
+        var stamp: FileStamp
+    }
+
+    static let shared = InputWatch()
+    private let lock = NSLockLike()
+    private var open: [Int32: Entry] = [:]
+    private var closedChange: FTQError?
+
+    func opened(_ e: Entry) {
+        lock.withLock { open[e.fd] = e }
+    }
+
+    /// Called while the descriptor is still open, before it is closed. Only `fstat` is
+    /// consulted: what was read came from the open file, whatever its name names now.
+    func closing(_ e: Entry) {
+        let change = Self.change(e, byName: false)
+        lock.withLock {
+            open[e.fd] = nil
+            if closedChange == nil, let change { closedChange = change }
+        }
+    }
+
+    /// The first change: one found when a file was closed, else one among the open files (by
+    /// path, so that the message does not depend on the order of opening).
+    func firstChange() -> FTQError? {
+        lock.withLock {
+            if let closedChange { return closedChange }
+            // The lock keeps every descriptor listed here open while it is checked.
+            for e in open.values.sorted(by: { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }) {
+                if let change = Self.change(e, byName: true) { return change }
+            }
+            return nil
+        }
+    }
+
+    static func change(_ e: Entry, byName: Bool) -> FTQError? {
+        if byName {
+            var named = stat()
+            if stat(e.path, &named) != 0 {
+                return changed(e.path, "it was removed or renamed (\(systemError(errno)))")
+            }
+            if UInt64(named.st_dev) != e.stamp.device || UInt64(named.st_ino) != e.stamp.inode {
+                return changed(e.path, "another file was put in its place")
+            }
+        }
+        var st = stat()
+        guard fstat(e.fd, &st) == 0 else {
+            return FTQError.io("io.input-changed", file: e.path,
+                               "cannot check whether it changed while ftq read it: \(systemError(errno))")
+        }
+        let now = FileStamp(st)
+        if now == e.stamp { return nil }
+        if st.st_nlink == 0 { return changed(e.path, "it was removed, or another file was put in its place") }
+        return changed(e.path, now.size != e.stamp.size
+            ? "its size went from \(e.stamp.size) to \(now.size) bytes"
+            : "it was rewritten (its modification or status-change time moved)")
+    }
+
+    static func changed(_ path: String, _ what: String) -> FTQError {
+        FTQError.io("io.input-changed", file: path,
+                    "changed while ftq was reading it: \(what); the output would mix old and new bytes, so none is written: run again once nothing writes to it")
     }
 }
 

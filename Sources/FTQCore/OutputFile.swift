@@ -129,8 +129,17 @@ public final class OutputFile: @unchecked Sendable {
     }
 
     /// Renames the finished file to its final name (finishing it first if needed).
+    ///
+    /// First checks that no input file changed while ftq read it
+    /// (``InputFile/checkInputsUnchanged()``): if one did, the temporary file is removed and
+    /// `io.input-changed` is thrown, so that an output made of mixed old and new input bytes
+    /// never appears under its final name.
     public func commit() throws {
         if !finished { try finish() }
+        do { try InputFile.checkInputsUnchanged() } catch {
+            abort()
+            throw error
+        }
         if rename(tempPath, finalPath) != 0 {
             let e = errno
             unlink(tempPath)

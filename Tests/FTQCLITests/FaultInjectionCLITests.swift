@@ -291,6 +291,103 @@ import Glibc
         #expect(!Self.names(out).contains(where: { !$0.hasSuffix(".ftq-tmp") }), "\(command): \(Self.names(out))")
         #expect(!Self.names(out).contains(where: { $0.hasSuffix(".ftq-tmp") }), "\(command): temporary files left: \(Self.names(out))")
     }
+
+    // MARK: an input rewritten in place while it is read
+
+    /// The jobs above, and dequantize (of a Q8_0 GGUF that quantize makes).
+    static let changeJobs: [Job] = jobs + [
+        Job(label: "dequantize", output: "m.safetensors", prepare: { dir in
+            try floatModel(dir + "/f.safetensors", name: "blk.0.ffn_up.weight", rows: 4096, cols: 2048)
+            let r = try TestSupport.ftq(["quantize", dir + "/f.safetensors", "--type", "Q8_0", "-o", dir + "/in.gguf", "-q"])
+            try #require(r.status == 0, "quantize: \(r.stderr)")
+            return [dir + "/in.gguf"]
+        }, args: { dir, out in ["dequantize", dir + "/in.gguf", "-o", out, "-q"] }),
+    ]
+
+    /// The state letter of /proc/PID/stat (`R`, `S`, `T` stopped, `Z` ended), nil if gone.
+    static func processState(_ pid: pid_t) -> Character? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let paren = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: paren)...].first { $0 != " " }
+    }
+
+    /// Stops `pid` with SIGSTOP: true once it is stopped, false if it ended first.
+    static func stop(_ pid: pid_t) -> Bool {
+        kill(pid, SIGSTOP)
+        for _ in 0..<50_000 {
+            switch processState(pid) {
+            case "T", "t": return true
+            case "Z", "X", nil: return false
+            default: usleep(100)
+            }
+        }
+        return false
+    }
+
+    /// Negates the last `count` bytes' worth of 4-byte little-endian floats of `path`, in
+    /// place (same inode, same size): other values, still finite where they were.
+    static func rewriteTail(_ path: String, count: Int) throws {
+        let fd = open(path, O_RDWR)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var st = stat()
+        try #require(fstat(fd, &st) == 0)
+        let start = (Int(st.st_size) - count) & ~3
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size) - start)
+        try #require(bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(start)) } == bytes.count)
+        for i in stride(from: 3, to: bytes.count, by: 4) { bytes[i] ^= 0x80 }
+        try #require(bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(start)) } == bytes.count)
+    }
+
+    static func stamp(_ path: String) -> [Int] {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return [] }
+        return [Int(st.st_ino), Int(st.st_size), st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec]
+    }
+
+    /// Another process writes into the input (same size, other bytes) while the command
+    /// reads it: `io.input-changed` (exit 4) naming the input, and nothing under the output's
+    /// names, no temporary file left, rather than an output that mixes old and new bytes.
+    ///
+    /// The command is stopped (SIGSTOP) once it has read 4 MiB, so the rewrite lands inside
+    /// the run however loaded the machine is; a run that ended before it could be stopped, or
+    /// had already put its output in place, is tried again (three times at most).
+    @Test(arguments: changeJobs)
+    func inputRewrittenInPlaceWhileRead(_ job: Job) throws {
+        let dir = try TestSupport.tempDir("ftq-fault")
+        defer { TestSupport.cleanup(dir) }
+        let inputs = try job.prepare(dir)
+        let input = inputs[0]
+        let others = try inputs.dropFirst().map(Self.digest)
+        let finals = [job.output, job.output + ".manifest.json", job.output + ".sha256"]
+        for attempt in 1...3 {
+            let outDir = dir + "/out\(attempt)"
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+            let errPath = dir + "/stderr\(attempt)"
+            let pid = try Self.spawn(job.args(dir, outDir + "/" + job.output), stderrPath: errPath)
+            let reading = Self.waitUntilRead(pid, bytes: 4 << 20)
+            let stopped = Self.stop(pid)
+            let inTime = reading && stopped && !Self.names(outDir).contains(where: finals.contains)
+            let before = Self.stamp(input)
+            if inTime { try Self.rewriteTail(input, count: 1 << 20) }
+            let after = Self.stamp(input)
+            kill(pid, SIGCONT)
+            let end = Self.wait(pid)
+            let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            guard inTime else { continue }
+            // The rewrite kept the inode and size and moved the times: the fault ftq must see.
+            try #require(before.count == 6 && after.count == 6 && before[0...1] == after[0...1] && before != after,
+                         "\(job.label): the rewrite did not change the input's times: \(before) -> \(after)")
+            #expect(end.signal == nil, "\(job.label): killed by signal \(end.signal ?? 0): \(err)")
+            #expect(end.status == 4, "\(job.label): exit \(end.status ?? -1): \(err)")
+            #expect(err.contains(input + ": changed while ftq was reading it") && err.contains("[io.input-changed]"),
+                    "\(job.label): \(err)")
+            #expect(Self.names(outDir) == [], "\(job.label): left \(Self.names(outDir))")
+            #expect(try inputs.dropFirst().map(Self.digest) == others, "\(job.label): another input changed")
+            return
+        }
+        Issue.record("\(job.label): three runs ended before they could be stopped: the fault was not injected")
+    }
 }
 
 /// A small seeded generator (SplitMix64), for reproducible "random" moments.

@@ -157,4 +157,26 @@ import Testing
         let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0 != "broken" }
         #expect(left.isEmpty, "\(left)")
     }
+
+    /// `ftq quantize --type` takes the same options: requantizing llama.cpp's own Q4_0 file,
+    /// token_embd, output and the attn_v weights take their own types (the first matching
+    /// --tensor-type wins, its pattern lowercased), every other 2-D weight Q4_0, each
+    /// byte-identical to gguf-py's quantization (numpy's rounding for F16) of the decoded
+    /// source; with --nf4 the options are a usage conflict.
+    @Test func quantizeTakesTheOverrides() throws {
+        let dir = try TestSupport.tempDir("quantize-override")
+        defer { TestSupport.cleanup(dir) }
+        let src = TestSupport.testdata("llamacpp/tiny-llama-Q4_0.gguf")
+        try InteropTests.ftqOK(["quantize", src, "--type", "Q4_0", "-o", dir + "/q.gguf", "-q", "--token-embedding-type", "f16",
+                                "--output-tensor-type", "Q8_0", "--tensor-type", "ATTN_V=Q5_1", "--tensor-type", "attn_v=Q8_0"])
+        let r = try InteropTests.peer("quantize_peer.py", ["check", src, dir + "/q.gguf", "Q4_0", "token_embd.weight=F16",
+                                                           "output.weight=Q8_0", "blk.0.attn_v.weight=Q5_1", "blk.1.attn_v.weight=Q5_1"])
+        #expect(r.ok, r.summary)
+        #expect(try TestSupport.ftq(["verify", dir + "/q.gguf"]).status == 0)
+        let manifest = try String(contentsOfFile: dir + "/q.gguf.manifest.json", encoding: .utf8)
+        #expect(manifest.contains("\"tensor_types\"") && manifest.contains("\"attn_v\""), "\(manifest)")
+        let bad = try TestSupport.ftq(["quantize", src, "--nf4", "-o", dir + "/n.safetensors", "--tensor-type", "attn_v=Q8_0"])
+        #expect(bad.status == 2 && bad.stderr.contains("[usage.conflict]"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/n.safetensors"))
+    }
 }

@@ -19,7 +19,21 @@ BIN=$OUT/bin
 mkdir -p "$MOD" "$BIN"
 
 FLAGS=(-O -enable-testing -sanitize=fuzzer,address -parse-as-library -g
-       -I "$MOD" -I "$ROOT/Sources/COpenSSL" -I "$ROOT/Sources/CZstd")
+       -I "$MOD" -I "$ROOT/Sources/COpenSSL" -I "$ROOT/Sources/CZstd" -I "$MOD/CSHA256")
+
+# The C target (SHA-256 with the SHA extensions): a static library, instrumented like the rest,
+# and a module map so that swiftc can import it as SwiftPM does.
+CSHA=$MOD/libCSHA256.a
+if [[ ! -f $CSHA ]] || [[ -n $(find Sources/CSHA256 -newer "$CSHA" | head -1) ]]; then
+    echo "module CSHA256 (C)"
+    mkdir -p "$MOD/CSHA256"
+    printf 'module CSHA256 {\n    header "%s"\n    export *\n}\n' "$ROOT/Sources/CSHA256/include/ftq_sha256.h" > "$MOD/CSHA256/module.modulemap"
+    clang -O2 -g -fsanitize=fuzzer-no-link,address -I Sources/CSHA256/include -c Sources/CSHA256/sha256.c -o "$MOD/CSHA256/sha256.o"
+    rm -f "$CSHA"
+    ar rcs "$CSHA" "$MOD/CSHA256/sha256.o"
+    # Swift modules that import it are rebuilt.
+    rm -f "$MOD"/libFTQArtifacts.a
+fi
 
 # Each module after the modules it imports.
 MODULES=(FTQCore FTQKernels FTQFormats FTQArtifacts)
@@ -64,5 +78,5 @@ for h in "${HARNESSES[@]}"; do
     [[ -f $src ]] || { echo "no harness $src" >&2; exit 2; }
     echo "harness $h"
     swiftc "${FLAGS[@]}" -module-name "Fuzz_${h//-/_}" "$ROOT/$src" "$ROOT/tools/fuzz/Harnesses/Support.swift" -use-ld=lld \
-        "${LIBS[@]}" -lcrypto -lzstd -o "$BIN/$h"
+        "${LIBS[@]}" "$CSHA" -lcrypto -lzstd -o "$BIN/$h"
 done

@@ -2,9 +2,10 @@
 """Quantization interop: ftq's `quantize --type T` output against gguf-py's quantizers (which
 are byte-identical to ggml's reference ones for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1).
 
-usage: quantize_peer.py check SOURCE(.safetensors|.gguf) FTQ_OUTPUT.gguf TYPE
+usage: quantize_peer.py check SOURCE(.safetensors|.gguf) FTQ_OUTPUT.gguf TYPE [NAME=TYPE]...
 Every 2-D weight of SOURCE (a GGUF source's quantized tensors decoded by gguf-py first) must
-be gguf-py's quantization to TYPE byte for byte; 1-D tensors must be their float32 values.
+be gguf-py's quantization to TYPE byte for byte (to the TYPE a NAME=TYPE gives for that tensor:
+a ggml type, or F32 / F16 / BF16 as rounded by numpy); 1-D tensors must be their float32 values.
 Prints a JSON report; exits 1 on any problem."""
 import json
 import sys
@@ -37,8 +38,9 @@ def source_tensors(path):
     return out
 
 
-def main(src, ftq_out, type_name):
+def main(src, ftq_out, type_name, per_tensor=()):
     qtype = QT[type_name]
+    chosen = dict(a.split("=", 1) for a in per_tensor)
     want = source_tensors(src)
     problems = []
     got = {t.name: t for t in GGUFReader(ftq_out).tensors}
@@ -48,7 +50,20 @@ def main(src, ftq_out, type_name):
             problems.append(f"{name}: missing")
             continue
         raw = np.asarray(t.data).view(np.uint8).tobytes()
-        if x.ndim == 2 and x.shape[1] % 32 == 0:
+        if x.ndim == 2 and name in chosen:
+            kind = QT[chosen[name]]
+            if t.tensor_type != kind:
+                problems.append(f"{name}: type {t.tensor_type.name}, expected {kind.name}")
+            elif kind == QT.F32 or kind == QT.F16:
+                if raw != x.astype(np.float32 if kind == QT.F32 else np.float16).tobytes():
+                    problems.append(f"{name}: values differ from numpy's {kind.name}")
+            elif kind == QT.BF16:
+                import ml_dtypes
+                if raw != x.astype(ml_dtypes.bfloat16).tobytes():
+                    problems.append(f"{name}: values differ from ml_dtypes' BF16")
+            elif raw != quantize(x, kind).tobytes():
+                problems.append(f"{name}: blocks differ from gguf-py's {kind.name} quantization")
+        elif x.ndim == 2 and x.shape[1] % 32 == 0:
             if t.tensor_type != qtype:
                 problems.append(f"{name}: type {t.tensor_type.name}, expected {type_name}")
                 continue
@@ -63,4 +78,4 @@ def main(src, ftq_out, type_name):
 
 
 if __name__ == "__main__":
-    main(sys.argv[2], sys.argv[3], sys.argv[4])
+    main(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
