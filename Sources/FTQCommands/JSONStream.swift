@@ -89,7 +89,12 @@ struct JSONStream {
 }
 
 /// Writes `text` to standard output, reporting a failed write as an I/O error (exit 4).
+///
+/// Results are only printed from inputs that did not change while ftq read them
+/// (`io.input-changed`, formats/cli.md "Inputs"): compare, hash and verify report figures and
+/// digests of what they read.
 func printOut(_ text: String) throws {
+    try InputFile.checkInputsUnchanged()
     var out = JSONStream()
     out.raw(text)
     try out.finish()
