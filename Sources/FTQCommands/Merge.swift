@@ -22,10 +22,12 @@ struct Merge: ParsableCommand {
         add_weighted_adapter(adapters, weights, combination_type="cat") followed by \
         merge_and_unload gives (PEFT's "linear" type is not a linear combination of deltas).
 
-        modules_to_save copies replace the base's tensors. A GGUF base (llama.cpp names; q/k rows \
-        in llama.cpp's order for llama; quantized tensors decoded, merged and quantized again) \
-        gives a GGUF; llama.cpp's GGUF LoRA adapters merge into GGUF bases. DoRA adapters (use_dora) \
-        merge one at a time into F32, F16 and BF16 safetensors bases.
+        modules_to_save copies replace the base's tensors (with several weighted adapters, as in \
+        PEFT, the base's tensors are kept). A GGUF base (llama.cpp names; q/k rows in llama.cpp's \
+        order for llama; quantized tensors decoded, merged and quantized again) gives a GGUF; \
+        llama.cpp's GGUF LoRA adapters merge into GGUF bases. DoRA adapters (use_dora) merge one at \
+        a time into every kind of base, fan_in_fan_out included; PEFT's add_weighted_adapter drops \
+        DoRA magnitudes, so DoRA adapters with --weights are refused.
         """
     )
 
@@ -126,11 +128,14 @@ struct Merge: ParsableCommand {
         merger.report = errors
         let modules = Set(loaded.flatMap { $0.modules.map(\.name) }).count
         let written = try merger.run(to: outputTarget)
+        // PEFT's weighted combination uses no modules_to_save copy: say which ones were left out.
+        let unused = merger.ignoredReplacements
         let models = written.filter { !$0.tensors.isEmpty }
         if json {
             let v = JSONValue.object([
                 ("base", .string(base)), ("adapters", .array(adapters.map { .string($0) })),
                 ("merged_modules", .int(modules)),
+                ("unused_modules_to_save", .array(unused.map { .string($0) })),
                 (quantizedOut ? "requantization_error" : "rounding_error", errors.map { Compare.reportJSON($0.comparison) } ?? .null),
                 ("outputs", .array(written.map { w in
                     .object([("path", .string(w.path)), ("bytes", .int(w.bytes)), ("tensors", .int(w.tensors.count))])
@@ -140,6 +145,7 @@ struct Merge: ParsableCommand {
         } else {
             try printOut(models.map { "wrote \($0.path) (\($0.tensors.count) tensors, \($0.bytes) bytes)\n" }.joined()
                          + "merged \(modules) modules from \(adapters.count) adapter\(adapters.count == 1 ? "" : "s")\n"
+                         + (unused.isEmpty ? "" : "kept the base's \(unused.joined(separator: ", ")): a weighted combination uses no modules_to_save copy (as PEFT's add_weighted_adapter)\n")
                          + (errors.map { "\n" + (quantizedOut ? "error that requantizing adds" : "error of rounding to the output dtype")
                              + ", against the float32 merge:\n" + Compare.textReport($0.comparison, markdown: false) } ?? ""))
         }

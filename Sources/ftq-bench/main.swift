@@ -8,6 +8,7 @@
 //                                    LLM.int8 from bf16, on one core, next to memcpy of the same bytes
 //   ftq-bench compare MELEMENTS      the error accumulator of ftq compare, one core, next to a read of the bytes
 //   ftq-bench dequant MELEMENTS      every ggml dequantizer, one core, next to memcpy of the float32 bytes
+//   ftq-bench merge ROWS             the LoRA delta (rank 16, ROWS x 4096), fast kernel and reference, one core
 //   ftq-bench convert-hashing IN OUT [RUNS]
 //                                    convert IN to OUT (a .gguf or .safetensors name) as `ftq convert`
 //                                    does, without and with hashing while writing, alternately
@@ -147,6 +148,8 @@ do {
         dequantBench(Int(args[2]) ?? 64)
     case "compare":
         compareBench(Int(args[2]) ?? 64)
+    case "merge":
+        mergeBench(Int(args[2]) ?? 512)
     case "convert-hashing":
         guard args.count >= 4 else { print("usage: ftq-bench convert-hashing IN OUT [RUNS]"); exit(2) }
         let runs = args.count > 4 ? Int(args[4]) ?? 3 : 3

@@ -39,9 +39,6 @@ struct GGUFBaseMerge: @unchecked Sendable {
         let llama = architecture == "llama"
         let heads = metadataInt("llama.attention.head_count"), kvHeads = metadataInt("llama.attention.head_count_kv") ?? heads
         for (j, adapter) in merger.adapters.enumerated() {
-            if !adapter.replacements.isEmpty {
-                throw FTQError.invalid("merge.adapter-config", file: adapter.configPath, "modules_to_save with a GGUF base is not supported yet")
-            }
             for m in adapter.modules {
                 // A GGUF adapter names GGUF tensors, its q/k rows already in llama.cpp's order.
                 guard let name = adapter.isGGUF ? m.name + ".weight" : Self.ggufName(m.name), let k = index[ExactName(name)] else {
@@ -76,11 +73,64 @@ struct GGUFBaseMerge: @unchecked Sendable {
                 updates[k] = (u, h)
             }
         }
+        let replaced = try replacementPlan(index: index, updates: updates, llama: llama, heads: heads, kvHeads: kvHeads)
         var options = merger.options
         options.dequantize = merger.dequantize
-        let plan = Plan(merge: self, updates: updates)
+        let plan = Plan(merge: self, updates: updates, replaced: replaced)
         options.replacement = { k in try plan.bytes(k) }
         return try Converter(model: model, options: options).run(to: .gguf(path))
+    }
+
+    /// modules_to_save: GGUF tensor index -> (adapter index, the adapter's copy, the heads of a q/k
+    /// copy to put in llama.cpp's row order). The copy of `NAME.weight` replaces the tensor named
+    /// as llama.cpp names NAME (`lm_head.weight` -> `output.weight`, ...). With several weighted
+    /// adapters no copy is used (LoRAMerger.checkWeightedReplacements), as in PEFT.
+    func replacementPlan(index: [ExactName: Int], updates: [Int: (LoRAMerger.Update, heads: Int?)], llama: Bool,
+                         heads: Int?, kvHeads: Int?) throws -> [Int: (adapter: Int, tensor: TensorEntry, heads: Int?)] {
+        guard merger.weights == nil else { return [:] }
+        var out: [Int: (adapter: Int, tensor: TensorEntry, heads: Int?)] = [:]
+        for (j, adapter) in merger.adapters.enumerated() {
+            for (name, rep) in adapter.replacements {
+                guard let g = LlamaTensorNames.ggufTensor(name), let k = index[ExactName(g)] else {
+                    throw FTQError.invalid("merge.missing-target", file: model.path,
+                        "the adapter \(adapter.path) saves \"\(name)\" (modules_to_save), which has no GGUF tensor here (llama.cpp names: output.weight, token_embd.weight, ...)")
+                }
+                let t = model.tensors[k]
+                guard t.shape == rep.shape else {
+                    throw FTQError.invalid("merge.shape-mismatch", file: model.file(of: t).path,
+                        "tensor \"\(g)\" is \(t.type.name) \(t.shape); the adapter's copy of \"\(name)\" (modules_to_save) is \(rep.shape)")
+                }
+                if updates[k] != nil || out[k] != nil {
+                    throw FTQError.invalid("merge.adapter-config", file: adapter.configPath,
+                        "tensor \"\(g)\" is both replaced (modules_to_save) and updated, or replaced twice; ftq cannot combine them")
+                }
+                if t.type.plainDType == nil, case let .ggml(q) = t.type, !merger.dequantize && GGMLQuantizeType(rawValue: q.name) == nil {
+                    throw FTQError.invalid("merge.base-dtype", file: model.file(of: t).path,
+                        "tensor \"\(g)\" is \(q.name); ftq can quantize Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K again (use --dequantize to write it in full precision)")
+                }
+                var h: Int? = nil
+                if llama && g.hasByteSuffix(".attn_q.weight") { h = heads }
+                if llama && g.hasByteSuffix(".attn_k.weight") { h = kvHeads }
+                if llama, g.hasByteSuffix(".attn_q.weight") || g.hasByteSuffix(".attn_k.weight") {
+                    guard let hh = h, hh > 0, t.shape.count == 2, t.shape[0] % (2 * hh) == 0 else {
+                        throw FTQError.invalid("merge.gguf-heads", file: model.path,
+                            "cannot put the rows of \"\(g)\" in llama.cpp's order: llama.attention.head_count(_kv) is missing or does not divide its rows")
+                    }
+                }
+                out[k] = (j, rep, h)
+            }
+        }
+        return out
+    }
+
+    /// A modules_to_save copy written in tensor `k`'s form: rounded to its dtype (as loading the
+    /// copy into the module does), or quantized with its type (the error reported), or with
+    /// --dequantize as F32 or --dtype; q/k rows permuted into llama.cpp's order.
+    func replacementBytes(_ k: Int, adapter j: Int, _ rep: TensorEntry, heads: Int?) throws -> [UInt8] {
+        let t = model.tensors[k]
+        var x = try merger.load(j, rep)
+        if let heads { x = LlamaTensorNames.permuteToGGUF(x, rows: t.shape[0], cols: t.shape[1], heads: heads) }
+        return try encode(x, k)
     }
 
     /// A tensor's values as float32 (quantized blocks decoded).
@@ -97,7 +147,6 @@ struct GGUFBaseMerge: @unchecked Sendable {
         // Plain tensors keep their dtype; quantized ones are quantized again (or, with
         // --dequantize, written as --dtype or F32 like every other quantized tensor).
         let plain = t.type.plainDType
-        let d = plain ?? .F32
         let rows = t.shape[0], cols = t.shape[1]
         let stored = try values(t)
         // Hugging Face row order (llama.cpp permuted q and k rows per head).
@@ -111,7 +160,22 @@ struct GGUFBaseMerge: @unchecked Sendable {
                 }
             }
         }
-        let out = heads.map { LlamaTensorNames.permuteToGGUF(w, rows: rows, cols: cols, heads: $0) } ?? w
+        if let mag = update[0].module.magnitude {
+            // DoRA: each output row of W + delta scaled to its magnitude (Hugging Face row order).
+            let m = try merger.load(update[0].adapter, mag)
+            w.withUnsafeMutableBufferPointer { wp in
+                m.withUnsafeBufferPointer { DoRA.scale(wp, rows: rows, cols: cols, magnitude: $0, fanInFanOut: merger.fanInFanOut) }
+            }
+        }
+        return try encode(heads.map { LlamaTensorNames.permuteToGGUF(w, rows: rows, cols: cols, heads: $0) } ?? w, k)
+    }
+
+    /// Float32 values of tensor `k` written in its form: a plain tensor's dtype (or --dtype with
+    /// --dequantize), F32 (or --dtype) for a quantized one with --dequantize, else quantized again
+    /// with its own type, the error that adds being reported.
+    func encode(_ out: [Float], _ k: Int) throws -> [UInt8] {
+        let t = model.tensors[k]
+        let plain = t.type.plainDType
         if let plain, !(merger.dequantize && merger.options.dtype != nil) {
             var bytes = [UInt8](repeating: 0, count: t.nbytes)
             out.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: plain, count: out.count, src: src, dst: $0) } }
@@ -144,11 +208,14 @@ struct GGUFBaseMerge: @unchecked Sendable {
 final class Plan: @unchecked Sendable {
     let merge: GGUFBaseMerge
     let updates: [Int: (LoRAMerger.Update, heads: Int?)]
-    init(merge: GGUFBaseMerge, updates: [Int: (LoRAMerger.Update, heads: Int?)]) {
+    let replaced: [Int: (adapter: Int, tensor: TensorEntry, heads: Int?)]
+    init(merge: GGUFBaseMerge, updates: [Int: (LoRAMerger.Update, heads: Int?)], replaced: [Int: (adapter: Int, tensor: TensorEntry, heads: Int?)]) {
         self.merge = merge
         self.updates = updates
+        self.replaced = replaced
     }
     func bytes(_ k: Int) throws -> [UInt8]? {
+        if let (j, rep, heads) = replaced[k] { return try merge.replacementBytes(k, adapter: j, rep, heads: heads) }
         guard let (update, heads) = updates[k] else { return nil }
         return try merge.mergedBytes(k, update, heads: heads)
     }

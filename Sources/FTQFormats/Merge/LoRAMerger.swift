@@ -70,6 +70,8 @@ public struct LoRAMerger {
 
     /// Base tensor index -> (adapter index, the tensor that replaces it): modules_to_save.
     func replacementPlan(_ updates: [Int: Update]) throws -> [Int: (Int, TensorEntry)] {
+        // Several weighted adapters: PEFT's combined adapter uses no trained copy (LoRAMerger+Combinations.swift).
+        if weights != nil { return [:] }
         var index: [ExactName: Int] = [:]
         for (k, t) in model.tensors.enumerated() { index[ExactName(t.name)] = k }
         var out: [Int: (Int, TensorEntry)] = [:]
@@ -94,27 +96,9 @@ public struct LoRAMerger {
         return out
     }
 
-    /// DoRA adapters merge one at a time into F32, F16 and BF16 safetensors bases, from float32
-    /// factors and without fan_in_fan_out (formats/lora-merge.md, "DoRA"); the rest is refused.
-    func checkDoRA() throws {
-        guard let a = adapters.first(where: \.useDoRA) else { return }
-        func refuse(_ m: String) -> FTQError { FTQError.invalid("merge.adapter-config", file: a.configPath, m) }
-        if weights != nil { throw refuse("DoRA adapters (use_dora) combined with other adapters (--weights) are not supported yet") }
-        if a.fanInFanOut { throw refuse("DoRA adapters (use_dora) with fan_in_fan_out are not supported yet") }
-        if model.format == .gguf || baseIsQuantized {
-            throw refuse("DoRA adapters (use_dora) merge into F32, F16 and BF16 safetensors bases; quantized and GGUF bases are not supported yet")
-        }
-        for m in a.modules where m.a.type.plainDType != .F32 || m.b.type.plainDType != .F32 {
-            throw refuse("module \"\(m.name)\": DoRA adapters with \(m.a.type.name) lora_A/lora_B weights are not supported yet (PEFT saves float32)")
-        }
-    }
-
     public func run(to target: OutputTarget) throws -> [WrittenFile] {
         try checkDoRA()
-        if weights != nil, adapters.contains(where: { !$0.replacements.isEmpty }) {
-            throw FTQError.invalid("merge.adapter-config", file: adapters[0].configPath,
-                "modules_to_save with several weighted adapters is not supported yet")
-        }
+        try checkWeightedReplacements()
         if model.format == .safetensors && BnBDequantizer.detect(model) {
             return dequantize ? try QuantizedBaseMerge(self).runDequantized(to: target) : try QuantizedBaseMerge(self).run(to: target)
         }
@@ -223,33 +207,49 @@ public struct LoRAMerger {
                progress: Progress?, buffers: ChunkBuffers) throws -> (OutputFile, WrittenFile) {
         let conv = Converter(model: model, options: options)
         let specs = indices.map { (name: model.tensors[$0].name, dtype: outDType(model.tensors[$0]), shape: model.tensors[$0].shape) }
+        let scratch = MergeScratch()
         return try conv.streamSafetensors(specs, metadata: metadata, to: path, name: name, progress: progress, label: "merge") { i, item, emit in
             let k = indices[i]
             let t = model.tensors[k]
             if let update = merges[k] {
-                // The whole weight in float32 (memory: the largest adapted tensor).
-                var w = try floats(t)
+                // The whole weight in float32, in a buffer kept from one weight to the next
+                // (memory: the largest adapted tensor; no page faults after the first).
+                let w = scratch.floats(t.elementCount)
+                try readFloats(t, into: w, buffers: buffers)
                 let (a, b, rank, scaling, round) = try factors(update, baseDType: t.type.plainDType ?? .F32)
                 let magnitude = try update[0].module.magnitude.map { try load(update[0].adapter, $0) }
-                w.withUnsafeMutableBufferPointer { wp in
+                if !fanInFanOut && magnitude == nil && options.threads > 1 {
+                    // Rows computed by the other threads while this one converts and writes
+                    // the rows already done (blocks of about 256 K elements).
+                    let cols = t.shape[1]
+                    try a.withUnsafeBufferPointer { ap in
+                        try b.withUnsafeBufferPointer { bp in
+                            try LoRADelta.addStreaming(to: w, rows: t.shape[0], cols: cols, a: ap, b: bp, rank: rank, scaling: scaling,
+                                                       roundDelta: round, threads: options.threads, blockRows: max(1, (1 << 18) / max(cols, 1))) { rows in
+                                try Self.emit(UnsafeBufferPointer(rebasing: w[(rows.lowerBound * cols)..<(rows.upperBound * cols)]),
+                                              as: item.dtype, emit, buffers: buffers)
+                            }
+                        }
+                    }
+                } else {
                     a.withUnsafeBufferPointer { ap in
                         b.withUnsafeBufferPointer { bp in
-                            LoRADelta.add(to: wp, rows: t.shape[0], cols: t.shape[1], a: ap, b: bp, rank: rank,
+                            LoRADelta.add(to: w, rows: t.shape[0], cols: t.shape[1], a: ap, b: bp, rank: rank,
                                           scaling: scaling, fanInFanOut: fanInFanOut, roundDelta: round, threads: options.threads)
                         }
                     }
                     // DoRA: W + delta, each row scaled to its learned magnitude.
-                    magnitude?.withUnsafeBufferPointer { DoRA.scaleRows(wp, rows: t.shape[0], cols: t.shape[1], magnitude: $0) }
+                    magnitude?.withUnsafeBufferPointer { DoRA.scale(w, rows: t.shape[0], cols: t.shape[1], magnitude: $0, fanInFanOut: fanInFanOut) }
+                    try Self.emit(UnsafeBufferPointer(w), as: item.dtype, emit, buffers: buffers)
                 }
-                try Self.emit(w, as: item.dtype, emit)
                 if let report {
                     // What rounding the merge to the output dtype costs, against its float32 value.
                     var bytes = [UInt8](repeating: 0, count: w.count * item.dtype.bits / 8)
                     var y = [Float](repeating: 0, count: w.count)
-                    w.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: item.dtype, count: w.count, src: src, dst: $0) } }
+                    bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: item.dtype, count: w.count, src: UnsafeRawBufferPointer(w), dst: $0) }
                     bytes.withUnsafeBytes { src in y.withUnsafeMutableBytes { DTypeConversion.convert(from: item.dtype, to: .F32, count: w.count, src: src, dst: $0) } }
                     var e = ErrorStats()
-                    w.withUnsafeBufferPointer { x in y.withUnsafeBufferPointer { e.add(x, $0) } }
+                    y.withUnsafeBufferPointer { e.add(UnsafeBufferPointer(w), $0) }
                     report.add(name: t.name, shape: t.shape, typeA: "F32", typeB: item.dtype.rawValue, stats: e)
                 }
             } else if let (j, rep) = replaced[k] {
@@ -267,6 +267,49 @@ public struct LoRAMerger {
         w.withUnsafeBytes { src in bytes.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: dtype, count: w.count, src: src, dst: $0) } }
         try bytes.withUnsafeBytes(emit)
     }
+
+    /// The same, a chunk at a time through `buffers.converted` (no allocation per weight).
+    static func emit(_ w: UnsafeBufferPointer<Float>, as dtype: DType, _ emit: (UnsafeRawBufferPointer) throws -> Void,
+                     buffers: ChunkBuffers) throws {
+        if dtype == .F32 { return try emit(UnsafeRawBufferPointer(w)) }
+        let step = buffers.converted.count / 4
+        var done = 0
+        while done < w.count {
+            let n = min(step, w.count - done)
+            DTypeConversion.convert(from: .F32, to: dtype, count: n, src: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: w[done..<(done + n)])),
+                                    dst: buffers.converted)
+            try emit(UnsafeRawBufferPointer(rebasing: buffers.converted[0..<(n * dtype.bits / 8)]))
+            done += n
+        }
+    }
+
+    /// Tensor `t` of the base as float32 into `w` (its element count), read a chunk at a time.
+    func readFloats(_ t: TensorEntry, into w: UnsafeMutableBufferPointer<Float>, buffers: ChunkBuffers) throws {
+        let src = adapterOrBaseDType(t), size = src.bits / 8
+        let dst = UnsafeMutableRawBufferPointer(w)
+        var done = 0
+        try model.forEachChunk(of: t, granule: size, buffer: buffers.read) { chunk in
+            let n = chunk.count / size
+            DTypeConversion.convert(from: src, to: .F32, count: n, src: chunk, dst: UnsafeMutableRawBufferPointer(rebasing: dst[(done * 4)..<((done + n) * 4)]))
+            done += n
+        }
+        precondition(done == w.count)
+    }
+}
+
+/// The float32 weight buffer of a merge, grown to the largest adapted tensor and reused.
+final class MergeScratch {
+    private var buffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+
+    func floats(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        if buffer.count < count * 4 {
+            if buffer.baseAddress != nil { LargeBuffer.deallocate(buffer) }
+            buffer = LargeBuffer.allocate(byteCount: max(count * 4, 4))
+        }
+        return UnsafeMutableBufferPointer(start: buffer.baseAddress!.assumingMemoryBound(to: Float.self), count: count)
+    }
+
+    deinit { if buffer.baseAddress != nil { LargeBuffer.deallocate(buffer) } }
 }
 
 extension LoRAMerger {

@@ -132,10 +132,34 @@ struct QuantizedBaseMerge {
                 }
             }
         }
+        try applyDoRA(&w, update, rows: f.shape[0], cols: f.shape[1])
         for v in w where !v.isFinite {
             throw FTQError.invalid("merge.non-finite", file: model.path, "merging gives non-finite values in \"\(model.tensors[f.weight].name)\"")
         }
         return w
+    }
+
+    /// DoRA (PEFT's DoraLinearVariant.merge_safe on a bitsandbytes layer): each row of W + delta
+    /// scaled by magnitude / its norm, as for a full-precision base (formats/lora-merge.md, "DoRA").
+    func applyDoRA(_ w: inout [Float], _ update: LoRAMerger.Update, rows: Int, cols: Int) throws {
+        guard let mag = update[0].module.magnitude else { return }
+        let m = try merger.load(update[0].adapter, mag)
+        w.withUnsafeMutableBufferPointer { wp in
+            m.withUnsafeBufferPointer { DoRA.scaleRows(wp, rows: rows, cols: cols, magnitude: $0) }
+        }
+    }
+
+    /// What a 4-bit weight's merged values are quantized from, and its new quant state's dtype. A
+    /// LoRA merge quantizes the float32 sum (dtype float32); a DoRA merge rounds its result to the
+    /// dequantized weight's dtype first (PEFT casts it back to that dtype), which the new quant
+    /// state then names.
+    func quantizationInput(_ w: [Float], _ f: BnBDequantizer.FourBit, _ update: LoRAMerger.Update) -> (values: [Float], dtype: String) {
+        guard update[0].module.magnitude != nil, f.dtype != .F32 else { return (w, "float32") }
+        var half = [UInt8](repeating: 0, count: f.count * 2)
+        var out = [Float](repeating: 0, count: f.count)
+        w.withUnsafeBytes { src in half.withUnsafeMutableBytes { DTypeConversion.convert(from: .F32, to: f.dtype, count: f.count, src: src, dst: $0) } }
+        half.withUnsafeBytes { src in out.withUnsafeMutableBytes { DTypeConversion.convert(from: f.dtype, to: .F32, count: f.count, src: src, dst: $0) } }
+        return (out, f.dtype == .BF16 ? "bfloat16" : "float16")
     }
 
     /// The merged float32 values of an int8 weight: float32(q * SCB) * float32(1/127), plus the
@@ -164,6 +188,7 @@ struct QuantizedBaseMerge {
                 }
             }
         }
+        try applyDoRA(&w, update, rows: rows, cols: cols)
         return w
     }
 
@@ -187,12 +212,12 @@ struct QuantizedBaseMerge {
     func smallParts(_ plan: [Int: (BnBDequantizer.FourBit, LoRAMerger.Update)]) throws -> [Int: Small] {
         var out: [Int: Small] = [:]
         for (k, (f, update)) in plan {
-            let w = try merged(f, update)
+            let (w, dtype) = quantizationInput(try merged(f, update), f, update)
             let codec = BnB4BitCodec(type: f.type, blocksize: f.blocksize)
             var absmax = [Float](repeating: 0, count: codec.blocks(f.count))
             _ = w.withUnsafeBufferPointer { x in absmax.withUnsafeMutableBufferPointer { codec.absmax(x, isEnd: true, into: $0) } }
             let dq = f.nestedAbsmax != nil ? absmax.withUnsafeBufferPointer { BnBDoubleQuant(compressing: $0) } : nil
-            var s = "{\"quant_type\": \"\(f.type.rawValue)\", \"blocksize\": \(f.blocksize), \"dtype\": \"float32\", "
+            var s = "{\"quant_type\": \"\(f.type.rawValue)\", \"blocksize\": \(f.blocksize), \"dtype\": \"\(dtype)\", "
             s += "\"shape\": [" + f.shape.map(String.init).joined(separator: ", ") + "]"
             if let dq { s += ", \"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": \(BnBQuantizer.pythonRepr(Double(dq.offset)))" }
             out[k] = Small(absmax: absmax, dq: dq, json: Array((s + "}").utf8))
@@ -252,10 +277,11 @@ struct QuantizedBaseMerge {
             case let .packed(k):
                 let (f, update) = plan[k]!
                 let w = try merged(f, update)
+                let input = quantizationInput(w, f, update).values
                 let codec = BnB4BitCodec(type: f.type, blocksize: f.blocksize)
                 var packed = [UInt8](repeating: 0, count: BnB4BitCodec.packedBytes(f.count))
                 var absmax = [Float](repeating: 0, count: codec.blocks(f.count))
-                w.withUnsafeBufferPointer { x in
+                input.withUnsafeBufferPointer { x in
                     packed.withUnsafeMutableBytes { p in absmax.withUnsafeMutableBufferPointer { codec.quantize(x, isEnd: true, packed: p, absmax: $0) } }
                 }
                 if let report = merger.report {

@@ -36,4 +36,43 @@ public enum DoRA {
             for i in 0..<cols { row[i] = factor * row[i] }
         }
     }
+
+    /// The float32 Euclidean norm of each column of `w` (rows x cols, row-major) as torch computes
+    /// `linalg.norm(w.T, dim=1)` on the CPU, the reduced dimension strided: for each column, the
+    /// squares of its elements added in row order, each square and each addition rounded (no
+    /// fused multiply-add), then the square root, rounded. (A GPT-2 Conv1D weight is [in, out]:
+    /// its output features are columns.)
+    public static func columnNorms(_ w: UnsafeBufferPointer<Float>, rows: Int, cols: Int) -> [Float] {
+        precondition(w.count == rows * cols)
+        var acc = [Float](repeating: 0, count: cols)
+        for r in 0..<rows {
+            for c in 0..<cols {
+                let x = w[r * cols + c]
+                let sq = x * x
+                acc[c] = acc[c] + sq
+            }
+        }
+        return acc.map { $0.squareRoot() }
+    }
+
+    /// Scales each column o of `w` (rows x cols, float32; columns are output features, as in a
+    /// fan_in_fan_out weight) by magnitude[o] / columnNorms[o], both steps rounded to float32.
+    public static func scaleColumns(_ w: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, magnitude: UnsafeBufferPointer<Float>) {
+        precondition(w.count == rows * cols && magnitude.count == cols)
+        let norms = columnNorms(UnsafeBufferPointer(w), rows: rows, cols: cols)
+        let factors = (0..<cols).map { magnitude[$0] / norms[$0] }
+        for r in 0..<rows {
+            for c in 0..<cols { w[r * cols + c] = factors[c] * w[r * cols + c] }
+        }
+    }
+
+    /// DoRA's step for a weight in its stored layout: rows scaled ([out, in]), or columns with
+    /// `fanInFanOut` ([in, out], GPT-2's Conv1D).
+    public static func scale(_ w: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, magnitude: UnsafeBufferPointer<Float>, fanInFanOut: Bool) {
+        if fanInFanOut {
+            scaleColumns(w, rows: rows, cols: cols, magnitude: magnitude)
+        } else {
+            scaleRows(w, rows: rows, cols: cols, magnitude: magnitude)
+        }
+    }
 }
