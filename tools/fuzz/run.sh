@@ -45,6 +45,7 @@ case $name in
     pack) ;;
     plan-config) add_seeds -name 'config.json' ; max_len=16384 ;;
     tokenizer) max_len=65536 ;;
+    sentencepiece) add_seeds -name 'tokenizer.model' ; max_len=65536 ; dict= ;;
     *) echo "no seed rule for harness $name" >&2; exit 2 ;;
 esac
 # Harnesses for formats with no files in testdata/ (manifest, SHA256SUMS, pack, tokenizer) write generated
