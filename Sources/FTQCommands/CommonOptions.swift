@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import FTQFormats
 import FTQCore
 
 /// Options every command that writes files takes.
@@ -11,6 +12,33 @@ struct OutputOptions: ParsableArguments {
 
     @Flag(name: [.short, .long], help: "No progress on stderr.")
     var quiet = false
+}
+
+/// llama-quantize's per-tensor types for GGUF outputs (`convert`, `quantize --type`;
+/// formats/llama-gguf.md "Type overrides").
+struct TensorTypeOptions: ParsableArguments {
+    @Option(help: "GGUF outputs: the type of token_embd.weight (a --type name).")
+    var tokenEmbeddingType: String?
+
+    @Option(help: "GGUF outputs: the type of output.weight (a --type name).")
+    var outputTensorType: String?
+
+    @Option(help: ArgumentHelp("GGUF outputs: PATTERN=TYPE: 2-D weights whose GGUF name matches the regular expression PATTERN take TYPE (repeatable; the first match wins).",
+                               valueName: "pattern=type"))
+    var tensorType: [String] = []
+
+    /// The first option given, as spelled on the command line (nil when none is).
+    var firstGiven: String? {
+        tokenEmbeddingType != nil ? "--token-embedding-type" : outputTensorType != nil ? "--output-tensor-type"
+            : tensorType.isEmpty ? nil : "--tensor-type"
+    }
+
+    /// The overrides, parsed and checked (usage errors name the bad type or pattern); nil when
+    /// none is given.
+    func overrides() throws -> GGUFTypeOverrides? {
+        guard firstGiven != nil else { return nil }
+        return try GGUFTypeOverrides(tokenEmbedding: tokenEmbeddingType, output: outputTensorType, tensorTypes: tensorType)
+    }
 }
 
 /// `--threads N`: how many cores a command may use. Outputs never depend on it.

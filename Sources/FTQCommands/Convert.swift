@@ -55,15 +55,7 @@ struct Convert: ParsableCommand {
     @Option(help: "Llama GGUF outputs: llama.cpp's pre-tokenizer name (tokenizer.ggml.pre), when ftq cannot derive it from tokenizer.json.")
     var tokenizerPre: String?
 
-    @Option(help: "GGUF outputs: the type of token_embd.weight (a --type name).")
-    var tokenEmbeddingType: String?
-
-    @Option(help: "GGUF outputs: the type of output.weight (a --type name).")
-    var outputTensorType: String?
-
-    @Option(help: ArgumentHelp("GGUF outputs: PATTERN=TYPE: 2-D weights whose GGUF name matches the regular expression PATTERN take TYPE (repeatable; the first match wins).",
-                               valueName: "pattern=type"))
-    var tensorType: [String] = []
+    @OptionGroup var tensorTypes: TensorTypeOptions
 
     func run() throws {
         var args = self.args
@@ -82,14 +74,10 @@ struct Convert: ParsableCommand {
                 throw FTQError.usage("usage.type", "--type must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K (got \"\(type)\")")
             }
         }
-        var overrides: GGUFTypeOverrides? = nil
-        if tokenEmbeddingType != nil || outputTensorType != nil || !tensorType.isEmpty {
-            guard args.output.hasByteSuffix(".gguf") else {
-                let option = tokenEmbeddingType != nil ? "--token-embedding-type" : outputTensorType != nil ? "--output-tensor-type" : "--tensor-type"
-                throw FTQError.usage("usage.conflict", "\(option) sets a GGUF tensor type; give -o a NAME.gguf, not \(args.output)")
-            }
-            overrides = try GGUFTypeOverrides(tokenEmbedding: tokenEmbeddingType, output: outputTensorType, tensorTypes: tensorType)
+        if let option = tensorTypes.firstGiven, !args.output.hasByteSuffix(".gguf") {
+            throw FTQError.usage("usage.conflict", "\(option) sets a GGUF tensor type; give -o a NAME.gguf, not \(args.output)")
         }
+        let overrides = try tensorTypes.overrides()
         try ConversionRun(command: "convert", args: args, outputOptions: outputOptions, threads: threads, dequantize: false,
                           quantize: quantize, tokenizerPre: tokenizerPre, typeOverrides: overrides).run()
     }

@@ -71,15 +71,7 @@ struct Quantize: ParsableCommand {
     @Option(help: "With --report: write a chart of the error by layer and tensor kind to this file: NAME.svg or NAME.png.")
     var plot: String?
 
-    @Option(help: "With --type: the type of token_embd.weight (a --type name, or F32, F16, BF16).")
-    var tokenEmbeddingType: String?
-
-    @Option(help: "With --type: the type of output.weight (a --type name, or F32, F16, BF16).")
-    var outputTensorType: String?
-
-    @Option(help: ArgumentHelp("With --type: PATTERN=TYPE: 2-D weights whose name matches the regular expression PATTERN take TYPE (repeatable; the first match wins).",
-                               valueName: "pattern=type"))
-    var tensorType: [String] = []
+    @OptionGroup var tensorTypes: TensorTypeOptions
 
     @Flag(help: "Print what was written (or, with --dry-run, the plan) as JSON.")
     var json = false
@@ -103,8 +95,7 @@ struct Quantize: ParsableCommand {
             }
             return try runGGML(type)
         }
-        for (flag, set) in [("--token-embedding-type", tokenEmbeddingType != nil), ("--output-tensor-type", outputTensorType != nil),
-                            ("--tensor-type", !tensorType.isEmpty)] where set {
+        if let flag = tensorTypes.firstGiven {
             throw FTQError.usage("usage.conflict", "\(flag) applies to --type (GGUF), not --nf4, --fp4 or --int8")
         }
         try runBnB()
@@ -125,9 +116,7 @@ struct Quantize: ParsableCommand {
         let model = try ModelOpener.open(input)
         var run = ConversionRun(command: "quantize", args: args, outputOptions: outputOptions, threads: threads, dequantize: false)
         run.quantize = q
-        if tokenEmbeddingType != nil || outputTensorType != nil || !tensorType.isEmpty {
-            run.typeOverrides = try GGUFTypeOverrides(tokenEmbedding: tokenEmbeddingType, output: outputTensorType, tensorTypes: tensorType)
-        }
+        run.typeOverrides = try tensorTypes.overrides()
         run.report = report ? QuantizationReport(sourceIsGGUF: model.format == .gguf) : nil
         run.plot = plot
         try run.run()
