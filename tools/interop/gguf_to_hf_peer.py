@@ -17,6 +17,10 @@ usage: gguf_to_hf_peer.py check MODEL.gguf HFDIR DTYPE
            rename:OLD:NEW (a tensor), drop-tensor:NAME or scale:NAME (first value times 1.5)
        gguf_to_hf_peer.py logits ORIG_HFDIR NEW_HFDIR          (needs torch and transformers)
            LlamaForCausalLM logits on fixed ids, in float32, of both directories
+       gguf_to_hf_peer.py spm ORIG.model HFDIR
+           HFDIR/tokenizer.model loads in sentencepiece and encodes and decodes a few strings as
+           ORIG.model does; transformers' AutoTokenizer loads HFDIR and gives the same ids
+           (strings without leading whitespace: its Metaspace does not add a second "▁")
        gguf_to_hf_peer.py tokenize ORIG_HFDIR NEW_HFDIR        (needs transformers)
            AutoTokenizer ids of a few strings, and the chat template, with both directories
 Prints a JSON report; exits 1 when a check fails."""
@@ -163,6 +167,8 @@ def check_config(r, d, names, dtype, problems):
 def check_tokenizer(r, d, problems):
     tj_path, tc_path = os.path.join(d, "tokenizer.json"), os.path.join(d, "tokenizer_config.json")
     pre = field(r, "tokenizer.ggml.pre")
+    if field(r, "tokenizer.ggml.model") == "llama":
+        return len(field(r, "tokenizer.ggml.tokens")) if os.path.exists(os.path.join(d, "tokenizer.model")) else 0
     if field(r, "tokenizer.ggml.model") != "gpt2" or pre not in ("gpt-2", "llama-bpe"):
         if os.path.exists(tj_path) or os.path.exists(tc_path):
             problems.append("tokenizer files written for a vocabulary ftq does not convert")
@@ -347,6 +353,29 @@ def tokenize(orig, new):
     report(problems, texts=len(texts))
 
 
+def spm(orig, d):
+    import sentencepiece
+    from transformers import AutoTokenizer
+    a = sentencepiece.SentencePieceProcessor(model_file=orig)
+    b = sentencepiece.SentencePieceProcessor(model_file=os.path.join(d, "tokenizer.model"))
+    t = AutoTokenizer.from_pretrained(d)
+    problems = []
+    texts = ["Hello world  xéz", "the theme", "Le chat est sur la table.", "日本語のテスト", "tab\tnew\nline 123 😀", ""]
+    for s in texts + [" leading", "  two"]:
+        x, y = a.encode(s), b.encode(s)
+        if x != y:
+            problems.append(f"sentencepiece {s!r}: {x} != {y}")
+        if a.decode(x) != b.decode(y):
+            problems.append(f"sentencepiece {s!r}: decodes {a.decode(x)!r} != {b.decode(y)!r}")
+    for s in texts:
+        z = t(s, add_special_tokens=False)["input_ids"]
+        if z != b.encode(s):
+            problems.append(f"AutoTokenizer {s!r}: {z} != {b.encode(s)}")
+        if t.decode(z) != b.decode(b.encode(s)):
+            problems.append(f"AutoTokenizer {s!r}: decodes {t.decode(z)!r}")
+    report(problems, pieces=b.get_piece_size(), tokenizer=type(t).__name__)
+
+
 def main(argv):
     if len(argv) == 4 and argv[0] == "check":
         return check(*argv[1:])
@@ -356,6 +385,8 @@ def main(argv):
         return edit(argv[1], argv[2], argv[3:])
     if len(argv) == 3 and argv[0] == "logits":
         return logits(*argv[1:])
+    if len(argv) == 3 and argv[0] == "spm":
+        return spm(*argv[1:])
     if len(argv) == 3 and argv[0] == "tokenize":
         return tokenize(*argv[1:])
     print(__doc__, file=sys.stderr)

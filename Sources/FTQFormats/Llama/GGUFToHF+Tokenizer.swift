@@ -6,17 +6,19 @@ extension GGUFToHF {
 
     /// tokenizer.json and tokenizer_config.json from the GGUF's vocabulary, when it is a
     /// byte-level BPE (`tokenizer.ggml.model` "gpt2") with a pre-tokenizer ftq can write
-    /// exactly; otherwise none, with a note saying why (formats/llama-gguf.md, "GGUF to Hugging
+    /// exactly, with tokenizer.model for a SentencePiece one ("llama",
+    /// `sentencePieceFiles`); otherwise none, with a note saying why (formats/llama-gguf.md, "GGUF to Hugging
     /// Face"). The inverse of `LlamaTokenizer.metadata`.
     func tokenizerFiles(_ c: GGUFLlamaConfig) throws -> [(name: String, bytes: [UInt8])] {
         func bad(_ why: String) -> FTQError { FTQError.invalid("convert.tokenizer", file: model.path, why) }
         switch c.meta["tokenizer.ggml.model"] {
         case .string("gpt2")?: break
+        case .string("llama")?: return try sentencePieceFiles(c)
         case .string("none")?, nil:
             options.notice?("the GGUF has no vocabulary (tokenizer.ggml.model \"none\" or absent): no tokenizer files written")
             return []
         case let .string(m)?:
-            options.notice?("tokenizer.ggml.model \(JSONText.quote(m)) is not converted to tokenizer.json yet (ftq writes byte-level BPE, \"gpt2\"): no tokenizer files written")
+            options.notice?("tokenizer.ggml.model \(JSONText.quote(m)) is not converted to tokenizer files yet (ftq writes byte-level BPE, \"gpt2\", and SentencePiece, \"llama\"): no tokenizer files written")
             return []
         case let v?:
             throw bad("metadata key \"tokenizer.ggml.model\" must be a string, not \(v.typeName)")
