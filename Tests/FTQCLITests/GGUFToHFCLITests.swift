@@ -155,4 +155,18 @@ import Testing
         let left = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
         #expect(left == ["a.gguf", "a.gguf.manifest.json", "a.gguf.sha256", "tied", "x.gguf"], "\(left)")
     }
+
+    /// A fuzzing finding: a GGUF claiming far more layers than it has tensors for
+    /// (testdata/malformed-gguf-to-hf) is refused at the first missing tensor, at once, instead of
+    /// building the names of every claimed layer first.
+    @Test func claimedLayersBeyondTheTensors() throws {
+        let dir = try TestSupport.tempDir("gguf-hf-layers")
+        defer { TestSupport.cleanup(dir) }
+        let start = Date()
+        let r = try TestSupport.ftq(["convert", TestSupport.testdata("malformed-gguf-to-hf/llama_block_count_100M.gguf"), "-o", dir + "/out"])
+        #expect(r.status == 3 && r.stderr.contains("\"blk.2.attn_norm.weight\" is missing (llama.block_count is 100000000)")
+                && r.stderr.contains("[convert.llama-tensor]"), "\(r.stderr)")
+        #expect(Date().timeIntervalSince(start) < 20, "took \(Date().timeIntervalSince(start)) s")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+    }
 }

@@ -45,6 +45,7 @@ case $name in
     pack) ;;
     plan-config) add_seeds -name 'config.json' ; max_len=16384 ;;
     tokenizer) max_len=65536 ;;
+    gguf-to-hf) add_seeds -name 'tiny-llama-*.gguf' ; max_len=600000 ; dict=tools/fuzz/dict/gguf.dict ;;
     sentencepiece) add_seeds -name 'tokenizer.model' ; max_len=65536 ; dict= ;;
     *) echo "no seed rule for harness $name" >&2; exit 2 ;;
 esac

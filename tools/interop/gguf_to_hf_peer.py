@@ -287,7 +287,7 @@ def same(a_path, b_path):
 def edit(src, out, ops):
     r = GGUFReader(src)
     arch = field(r, "general.architecture")
-    drop, drop_t, rename, scale = set(), set(), {}, set()
+    drop, drop_t, rename, scale, u32 = set(), set(), {}, set(), {}
     for op in ops:
         kind, _, rest = op.partition(":")
         if kind == "drop":
@@ -301,6 +301,9 @@ def edit(src, out, ops):
             drop_t.add(rest)
         elif kind == "scale":
             scale.add(rest)
+        elif kind == "u32":
+            key, _, value = rest.partition("=")
+            u32[key] = int(value)
         else:
             raise SystemExit(f"unknown op {op}")
     w = GGUFWriter(out, arch)
@@ -309,7 +312,7 @@ def edit(src, out, ops):
             continue
         vtype = VT(f.types[0])
         sub = VT(f.types[-1]) if vtype == VT.ARRAY else None
-        w.add_key_value(k, f.contents(), vtype, sub_type=sub)
+        w.add_key_value(k, u32.get(k, f.contents()), vtype, sub_type=sub)
     for t in r.tensors:
         if t.name in drop_t:
             continue

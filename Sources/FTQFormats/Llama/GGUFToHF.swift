@@ -135,17 +135,31 @@ public struct GGUFToHF {
             present.insert(ExactName(t.name))
         }
         // Every weight transformers needs; biases all or none, as config.json says one flag.
-        var required = ["token_embd.weight", "output_norm.weight"]
+        // Names are made layer by layer and the first missing one ends the search, so the work
+        // is bounded by the tensors present, whatever llama.block_count claims.
+        func missing(_ names: (Int) -> [String]) -> String? {
+            for n in 0..<c.layers {
+                if let m = names(n).first(where: { !present.contains(ExactName($0)) }) { return m }
+            }
+            return nil
+        }
         let weights = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
-        for n in 0..<c.layers { required += weights.map { "blk.\(n).\($0).weight" } }
-        if let missing = required.first(where: { !present.contains(ExactName($0)) }) {
-            throw bad("convert.llama-tensor", "tensor \"\(missing)\" is missing (llama.block_count is \(c.layers)); transformers would fill it with random values")
+        if let m = ["token_embd.weight", "output_norm.weight"].first(where: { !present.contains(ExactName($0)) })
+            ?? missing({ n in weights.map { "blk.\(n).\($0).weight" } }) {
+            throw bad("convert.llama-tensor", "tensor \"\(m)\" is missing (llama.block_count is \(c.layers)); transformers would fill it with random values")
         }
         for group in [["attn_q", "attn_k", "attn_v", "attn_output"], ["ffn_gate", "ffn_up", "ffn_down"]] {
-            let biases = (0..<c.layers).flatMap { n in group.map { "blk.\(n).\($0).bias" } }
-            let have = biases.filter { present.contains(ExactName($0)) }
-            if !have.isEmpty, let missing = biases.first(where: { !present.contains(ExactName($0)) }) {
-                throw bad("convert.llama-tensor", "tensor \"\(missing)\" is missing while \"\(have[0])\" is present; a Hugging Face Llama has biases on all of \(group.joined(separator: ", ")) or none")
+            // The first bias of the group in layer order, found among the tensors present.
+            let isBias = { (name: String) -> (layer: Int, index: Int)? in
+                guard name.hasPrefix("blk."), name.hasSuffix(".bias") else { return nil }
+                let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+                guard parts.count == 4, let n = Int(parts[1]), n >= 0, n < c.layers, let i = group.firstIndex(of: String(parts[2])) else { return nil }
+                return (n, i)
+            }
+            let have = model.tensors.compactMap { t in isBias(t.name).map { (t.name, $0) } }
+                .min { ($0.1.layer, $0.1.index) < ($1.1.layer, $1.1.index) }
+            if let have, let m = missing({ n in group.map { "blk.\(n).\($0).bias" } }) {
+                throw bad("convert.llama-tensor", "tensor \"\(m)\" is missing while \"\(have.0)\" is present; a Hugging Face Llama has biases on all of \(group.joined(separator: ", ")) or none")
             }
         }
         return out
