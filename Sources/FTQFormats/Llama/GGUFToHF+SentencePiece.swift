@@ -100,27 +100,8 @@ extension GGUFToHF {
                 throw bad("metadata key \"tokenizer.ggml.scores\" holds \(s.typeName), not a float32")
             }
         }
-        var types = [Int](repeating: 1, count: tokens.count)
-        if let v = c.meta["tokenizer.ggml.token_type"] {
-            guard case let .array(a) = v, a.count == tokens.count else {
-                throw bad("metadata key \"tokenizer.ggml.token_type\" must be an array of \(tokens.count) integers, one per token")
-            }
-            types = try a.values.map { t in
-                switch t {
-                case let .i32(x): return Int(x)
-                default:
-                    guard let x = t.unsignedValue, x < 256 else { throw bad("metadata key \"tokenizer.ggml.token_type\" holds \(t.typeName) \(JSONText.serialize(t.json)), not a token type") }
-                    return Int(x)
-                }
-            }
-        }
-        func specialIDEarly(_ key: String) throws -> Int? {
-            guard let v = c.meta["tokenizer.ggml.\(key)"] else { return nil }
-            guard let id = v.unsignedValue, id < UInt64(tokens.count) else {
-                throw bad("metadata key \"tokenizer.ggml.\(key)\" is \(JSONText.serialize(v.json)), not a token id of the vocabulary of \(tokens.count)")
-            }
-            return Int(id)
-        }
+        let types = try tokenTypes(count: tokens.count, c, bad)
+        func specialID(_ key: String) throws -> Int? { try tokenID(key, count: tokens.count, c, bad) }
         // What sentencepiece requires of a model: pieces non-empty and distinct, of a known
         // type, one unknown piece, byte pieces named <0xXX>.
         var spm = SentencePieceModel()
@@ -146,7 +127,7 @@ extension GGUFToHF {
         // No unknown token (a control <unk>, as convert_hf_to_gguf makes from
         // added_tokens_decoder): tokenizer.ggml.unknown_token_id, else "<unk>", is the model's.
         if unknownID == nil {
-            unknownID = try specialIDEarly("unknown_token_id") ?? tokens.firstIndex(of: "<unk>")
+            unknownID = try specialID("unknown_token_id") ?? tokens.firstIndex(of: "<unk>")
             guard let u = unknownID else { return skip("no token is unknown (type 2); sentencepiece needs one") }
             if !(types[u] == 3 && scores[u] == -1000) {
                 options.notice?("tokenizer.model: token \(u) \(JSONText.quote(tokens[u])) (type \(types[u])) is written as sentencepiece's unknown piece, which reads back as type 2")
@@ -162,20 +143,9 @@ extension GGUFToHF {
         }
         spm.byteFallback = byteCount == 256
         spm.normalizerName = "identity"
-        func flag(_ key: String) throws -> Bool? {
-            guard let v = c.meta["tokenizer.ggml.\(key)"] else { return nil }
-            guard case let .bool(b) = v else { throw bad("metadata key \"tokenizer.ggml.\(key)\" must be a bool, not \(v.typeName)") }
-            return b
-        }
+        func flag(_ key: String) throws -> Bool? { try self.flag(key, c, bad) }
         let addSpace = try flag("add_space_prefix")
         spm.addDummyPrefix = addSpace ?? true
-        func specialID(_ key: String) throws -> Int? {
-            guard let v = c.meta["tokenizer.ggml.\(key)"] else { return nil }
-            guard let id = v.unsignedValue, id < UInt64(tokens.count) else {
-                throw bad("metadata key \"tokenizer.ggml.\(key)\" is \(JSONText.serialize(v.json)), not a token id of the vocabulary of \(tokens.count)")
-            }
-            return Int(id)
-        }
         func piece(_ id: Int?) -> SentencePieceModel.SpecialPiece { .init(id: id ?? -1, text: id.map { tokens[$0] }) }
         let bosID = try specialID("bos_token_id"), eosID = try specialID("eos_token_id")
         let modelBytes = spm.serialized(unk: piece(try specialID("unknown_token_id") ?? unknown), bos: piece(bosID), eos: piece(eosID),

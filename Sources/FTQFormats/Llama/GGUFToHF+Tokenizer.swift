@@ -30,20 +30,7 @@ extension GGUFToHF {
         }
         let tokens = try strings("tokenizer.ggml.tokens", c, bad)
         let merges = try strings("tokenizer.ggml.merges", c, bad)
-        var types = [Int](repeating: 1, count: tokens.count)
-        if let v = c.meta["tokenizer.ggml.token_type"] {
-            guard case let .array(a) = v, a.count == tokens.count else {
-                throw bad("metadata key \"tokenizer.ggml.token_type\" must be an array of \(tokens.count) integers, one per token")
-            }
-            types = try a.values.map { t in
-                switch t {
-                case let .i32(x): return Int(x)
-                default:
-                    guard let x = t.unsignedValue, x < 256 else { throw bad("metadata key \"tokenizer.ggml.token_type\" holds \(t.typeName) \(JSONText.serialize(t.json)), not a token type") }
-                    return Int(x)
-                }
-            }
-        }
+        let types = try tokenTypes(count: tokens.count, c, bad)
 
         // The vocabulary by id, without the placeholders that pad it to the model's size.
         var vocab: [(String, JSONValue)] = []
@@ -73,17 +60,10 @@ extension GGUFToHF {
 
         // Special tokens by content, where the id is one of the vocabulary's.
         func special(_ key: String) throws -> String? {
-            guard let v = c.meta["tokenizer.ggml.\(key)"] else { return nil }
-            guard let id = v.unsignedValue, id < UInt64(tokens.count) else {
-                throw bad("metadata key \"tokenizer.ggml.\(key)\" is \(JSONText.serialize(v.json)), not a token id of the vocabulary of \(tokens.count)")
-            }
-            return inVocab[Int(id)] ? tokens[Int(id)] : nil
+            guard let id = try tokenID(key, count: tokens.count, c, bad) else { return nil }
+            return inVocab[id] ? tokens[id] : nil
         }
-        func flag(_ key: String) throws -> Bool? {
-            guard let v = c.meta["tokenizer.ggml.\(key)"] else { return nil }
-            guard case let .bool(b) = v else { throw bad("metadata key \"tokenizer.ggml.\(key)\" must be a bool, not \(v.typeName)") }
-            return b
-        }
+        func flag(_ key: String) throws -> Bool? { try self.flag(key, c, bad) }
         let bos = try special("bos_token_id"), eos = try special("eos_token_id")
         let addBos = try flag("add_bos_token"), addEos = try flag("add_eos_token")
 
@@ -175,6 +155,38 @@ extension GGUFToHF {
             if case let .string(s) = v { return s }
             return ""
         }
+    }
+
+    /// `tokenizer.ggml.token_type`, one per token (1, normal, for every token when absent).
+    func tokenTypes(count: Int, _ c: GGUFLlamaConfig, _ bad: (String) -> FTQError) throws -> [Int] {
+        guard let v = c.meta["tokenizer.ggml.token_type"] else { return [Int](repeating: 1, count: count) }
+        guard case let .array(a) = v, a.count == count else {
+            throw bad("metadata key \"tokenizer.ggml.token_type\" must be an array of \(count) integers, one per token")
+        }
+        return try a.values.map { t in
+            switch t {
+            case let .i32(x): return Int(x)
+            default:
+                guard let x = t.unsignedValue, x < 256 else { throw bad("metadata key \"tokenizer.ggml.token_type\" holds \(t.typeName) \(JSONText.serialize(t.json)), not a token type") }
+                return Int(x)
+            }
+        }
+    }
+
+    /// A token id key (`tokenizer.ggml.KEY`), checked against the vocabulary's size.
+    func tokenID(_ key: String, count: Int, _ c: GGUFLlamaConfig, _ bad: (String) -> FTQError) throws -> Int? {
+        guard let v = c.meta["tokenizer.ggml.\(key)"] else { return nil }
+        guard let id = v.unsignedValue, id < UInt64(count) else {
+            throw bad("metadata key \"tokenizer.ggml.\(key)\" is \(JSONText.serialize(v.json)), not a token id of the vocabulary of \(count)")
+        }
+        return Int(id)
+    }
+
+    /// A bool key (`tokenizer.ggml.KEY`).
+    func flag(_ key: String, _ c: GGUFLlamaConfig, _ bad: (String) -> FTQError) throws -> Bool? {
+        guard let v = c.meta["tokenizer.ggml.\(key)"] else { return nil }
+        guard case let .bool(b) = v else { throw bad("metadata key \"tokenizer.ggml.\(key)\" must be a bool, not \(v.typeName)") }
+        return b
     }
 
     /// The tokenizer.json `pre_tokenizer` of llama.cpp's pre-tokenizer `name` (one of
