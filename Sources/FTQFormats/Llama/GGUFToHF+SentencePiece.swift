@@ -164,25 +164,11 @@ extension GGUFToHF {
             }
         }
         let addBos = try flag("add_bos_token"), addEos = try flag("add_eos_token")
-        var single: [JSONValue] = [], pair: [JSONValue] = []
-        var specials: [(String, JSONValue)] = []
-        func special(_ token: String, _ typeID: Int) -> JSONValue {
-            .object([("SpecialToken", .object([("id", .string(token)), ("type_id", .int(typeID))]))])
+        for (on, id, key) in [(addBos, bosID, "bos"), (addEos, eosID, "eos")] where on == true && id == nil {
+            throw bad("tokenizer.ggml.add_\(key)_token is true but tokenizer.ggml.\(key)_token_id is absent")
         }
-        func sequence(_ s: String, _ typeID: Int) -> JSONValue {
-            .object([("Sequence", .object([("id", .string(s)), ("type_id", .int(typeID))]))])
-        }
-        for (on, id, key) in [(addBos, bosID, "bos"), (addEos, eosID, "eos")] where on == true {
-            guard let id else { throw bad("tokenizer.ggml.add_\(key)_token is true but tokenizer.ggml.\(key)_token_id is absent") }
-            if !specials.contains(where: { ExactName($0.0) == ExactName(tokens[id]) }) {
-                specials.append((tokens[id], .object([("id", .string(tokens[id])), ("ids", .array([.int(id)])),
-                                                      ("tokens", .array([.string(tokens[id])]))])))
-            }
-        }
-        if addBos == true, let bosID { single.append(special(tokens[bosID], 0)); pair.append(special(tokens[bosID], 0)) }
-        single.append(sequence("A", 0))
-        pair += [sequence("A", 0), sequence("B", 1)]
-        if addEos == true, let eosID { single.append(special(tokens[eosID], 0)); pair.append(special(tokens[eosID], 1)) }
+        let template = Self.bosEosTemplate(bos: addBos == true ? bosID.map { (tokens[$0], $0) } : nil,
+                                           eos: addEos == true ? eosID.map { (tokens[$0], $0) } : nil)
         var decoders: [JSONValue] = [
             .object([("type", .string("Replace")), ("pattern", .object([("String", .string("\u{2581}"))])), ("content", .string(" "))]),
             .object([("type", .string("ByteFallback"))]),
@@ -199,8 +185,7 @@ extension GGUFToHF {
             ("normalizer", .null),
             ("pre_tokenizer", .object([("type", .string("Metaspace")), ("replacement", .string("\u{2581}")),
                                        ("prepend_scheme", .string(spm.addDummyPrefix ? "first" : "never")), ("split", .bool(false))])),
-            ("post_processor", .object([("type", .string("TemplateProcessing")), ("single", .array(single)),
-                                        ("pair", .array(pair)), ("special_tokens", .object(specials))])),
+            ("post_processor", template),
             ("decoder", .object([("type", .string("Sequence")), ("decoders", .array(decoders))])),
             ("model", .object([
                 ("type", .string("BPE")), ("dropout", .null), ("unk_token", .string(tokens[unknown])),

@@ -70,33 +70,13 @@ extension GGUFToHF {
         // Post-processing: byte-level offsets, then bos / eos where the GGUF adds them.
         let byteLevel: JSONValue = .object([("type", .string("ByteLevel")), ("add_prefix_space", .bool(true)),
                                             ("trim_offsets", .bool(false)), ("use_regex", .bool(true))])
-        var single: [JSONValue] = [], pair: [JSONValue] = []
-        var specials: [(String, JSONValue)] = []
-        func piece(_ token: String, _ typeID: Int) -> JSONValue {
-            .object([("SpecialToken", .object([("id", .string(token)), ("type_id", .int(typeID))]))])
+        for (on, token, key) in [(addBos, bos, "bos_token_id"), (addEos, eos, "eos_token_id")] where on == true && token == nil {
+            throw bad("tokenizer.ggml.add_\(key.prefix(3))_token is true but tokenizer.ggml.\(key) names no token of the vocabulary")
         }
-        func sequence(_ s: String, _ typeID: Int) -> JSONValue {
-            .object([("Sequence", .object([("id", .string(s)), ("type_id", .int(typeID))]))])
-        }
-        // single: [bos] $A [eos]; pair: [bos] $A $B:1 [eos:1], with nothing between the two
-        // sequences, so that reading the template back (as gguf-py's SpecialVocab does) finds
-        // add_bos_token and add_eos_token as the GGUF says and no separator.
-        for (on, token, key) in [(addBos, bos, "bos_token_id"), (addEos, eos, "eos_token_id")] where on == true {
-            guard let token else { throw bad("tokenizer.ggml.add_\(key.prefix(3))_token is true but tokenizer.ggml.\(key) names no token of the vocabulary") }
-            if !specials.contains(where: { ExactName($0.0) == ExactName(token) }) {
-                specials.append((token, .object([("id", .string(token)), ("ids", .array([.int(ids[ExactName(token)]!)])),
-                                                 ("tokens", .array([.string(token)]))])))
-            }
-        }
-        if addBos == true, let bos { single.append(piece(bos, 0)); pair.append(piece(bos, 0)) }
-        single.append(sequence("A", 0))
-        pair += [sequence("A", 0), sequence("B", 1)]
-        if addEos == true, let eos { single.append(piece(eos, 0)); pair.append(piece(eos, 1)) }
-        let post: JSONValue = specials.isEmpty ? byteLevel : .object([
-            ("type", .string("Sequence")),
-            ("processors", .array([byteLevel, .object([("type", .string("TemplateProcessing")), ("single", .array(single)),
-                                                       ("pair", .array(pair)), ("special_tokens", .object(specials))])])),
-        ])
+        let template = Self.bosEosTemplate(bos: addBos == true ? bos.map { ($0, ids[ExactName($0)]!) } : nil,
+                                           eos: addEos == true ? eos.map { ($0, ids[ExactName($0)]!) } : nil)
+        let post: JSONValue = addBos == true || addEos == true
+            ? .object([("type", .string("Sequence")), ("processors", .array([byteLevel, template]))]) : byteLevel
         let preTokenizer = Self.preTokenizer(pre)
         // The definition written is the one `convert HFDIR -o NAME.gguf` names `pre`.
         guard LlamaTokenizer.preName(preTokenizer) == pre else {
@@ -144,6 +124,30 @@ extension GGUFToHF {
             ("tokenizer.json", Array((JSONText.serialize(tokenizer, indent: 2) + "\n").utf8)),
             ("tokenizer_config.json", GGUFLlamaConfig.file(config, asciiOnly: false)),
         ]
+    }
+
+    /// tokenizer.json's `TemplateProcessing` that adds `bos` and `eos` (token, id) where given:
+    /// single [bos] $A [eos]; pair [bos] $A $B:1 [eos:1], with nothing between the two
+    /// sequences, so that reading the template back (as gguf-py's SpecialVocab does) finds
+    /// add_bos_token and add_eos_token as the GGUF says and no separator.
+    static func bosEosTemplate(bos: (String, Int)?, eos: (String, Int)?) -> JSONValue {
+        func special(_ token: String, _ typeID: Int) -> JSONValue {
+            .object([("SpecialToken", .object([("id", .string(token)), ("type_id", .int(typeID))]))])
+        }
+        func sequence(_ s: String, _ typeID: Int) -> JSONValue {
+            .object([("Sequence", .object([("id", .string(s)), ("type_id", .int(typeID))]))])
+        }
+        var single: [JSONValue] = [], pair: [JSONValue] = []
+        var specials: [(String, JSONValue)] = []
+        for (token, id) in [bos, eos].compactMap({ $0 }) where !specials.contains(where: { ExactName($0.0) == ExactName(token) }) {
+            specials.append((token, .object([("id", .string(token)), ("ids", .array([.int(id)])), ("tokens", .array([.string(token)]))])))
+        }
+        if let (token, _) = bos { single.append(special(token, 0)); pair.append(special(token, 0)) }
+        single.append(sequence("A", 0))
+        pair += [sequence("A", 0), sequence("B", 1)]
+        if let (token, _) = eos { single.append(special(token, 0)); pair.append(special(token, 1)) }
+        return .object([("type", .string("TemplateProcessing")), ("single", .array(single)),
+                        ("pair", .array(pair)), ("special_tokens", .object(specials))])
     }
 
     /// A string-array key of the vocabulary.
